@@ -1,0 +1,3 @@
+module github.com/smtpbench/smtpbench
+
+go 1.26
