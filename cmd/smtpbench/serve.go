@@ -57,11 +57,19 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	fs.Var(&statsEvery, "stats-every", "print the counters every `D` (0: only at the end)")
 	grace := duration(10 * time.Second)
 	fs.Var(&grace, "grace", "a graceful stop waits `D` for sessions in a transaction")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the sink to `FILE` (for go tool pprof)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return flagErrorf("cpuprofile", "%v", err)
+		}
+		defer stop()
 	}
 	var err error
 	if cfg.Disable, err = server.ParseExtensions(*disable); err != nil {
