@@ -39,6 +39,7 @@ type env struct {
 
 func commands() []command {
 	return []command{
+		{"run", "benchmark an SMTP server (the bundled sink when no target is given)", runRun},
 		{"serve", "run the bundled SMTP sink", runServe},
 		{"version", "print the version", runVersion},
 	}

@@ -1,0 +1,228 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/smtpbench/smtpbench/loadgen"
+	"github.com/smtpbench/smtpbench/pipeline"
+	"github.com/smtpbench/smtpbench/results"
+	"github.com/smtpbench/smtpbench/server"
+)
+
+const runHelp = `
+Benchmark an SMTP server: run concurrent SMTP sessions that send generated messages, and print the
+latency of every phase (connect, greeting, ehlo, mail, rcpt, data, body, bdat, rset, quit, txn,
+session) with a summary.
+
+TARGET is host:port, [v6]:port or unix:/path. Without a TARGET, the bundled sink starts in this
+process on a loopback port and is benchmarked.
+
+The run stops after -n messages or -d duration, whichever comes first (neither: 10s), or on
+Ctrl-C: messages in flight get --grace to finish (a second Ctrl-C stops them at once), and the
+result is printed and written to --out all the same.
+`
+
+// runFlags are run's flags, parsed into a loadgen.Config.
+type runFlags struct {
+	cfg        loadgen.Config
+	sessions   positive
+	messages   int64
+	duration   duration
+	perConn    int
+	size       byteSize
+	rcpts      positive
+	pipelining string
+	timeout    duration
+	grace      duration
+	out        string
+	markdown   bool
+}
+
+func (f *runFlags) register(fs *flag.FlagSet) {
+	f.sessions = loadgen.DefaultSessions
+	fs.Var(&f.sessions, "c", "run `N` concurrent sessions")
+	fs.Var(&f.sessions, "sessions", "same as -c")
+	fs.Int64Var(&f.messages, "n", 0, "stop after `N` messages")
+	fs.Int64Var(&f.messages, "messages", 0, "same as -n")
+	fs.Var(&f.duration, "d", "stop after `D` (like 30s)")
+	fs.Var(&f.duration, "duration", "same as -d")
+	fs.IntVar(&f.perConn, "per-conn", 0, "send `K` messages per connection, then QUIT and reconnect (0: keep it; 1: one per message)")
+	f.size = loadgen.DefaultSize
+	fs.Var(&f.size, "size", "body of each message: `SIZE` octets of text (like 1024, 64KiB)")
+	f.rcpts = loadgen.DefaultRecipients
+	fs.Var(&f.rcpts, "rcpts", "`N` recipients per message")
+	fs.StringVar(&f.cfg.From, "from", loadgen.DefaultFrom, "sender `TEMPLATE`; {n} is the message number; '<>' is the null reverse-path")
+	fs.StringVar(&f.cfg.To, "to", loadgen.DefaultTo, "recipient `TEMPLATE`; {n} is the recipient number, unique in the run")
+	fs.StringVar(&f.cfg.LocalName, "helo", "smtpbench.localhost", "`NAME` to send with EHLO")
+	fs.StringVar(&f.pipelining, "pipelining", "auto", "`MODE`: auto (when offered), on (required), off")
+	fs.BoolVar(&f.cfg.BDAT, "bdat", false, "send messages with BDAT (CHUNKING) instead of DATA")
+	fs.Var(&f.timeout, "timeout", "bound every wait for the server by `D` (default: RFC 5321's, 2 to 10 minutes)")
+	f.grace = duration(loadgen.DefaultGrace)
+	fs.Var(&f.grace, "grace", "at a stop, messages in flight get `D` to finish")
+	fs.StringVar(&f.out, "out", "", "write the result as JSON to `FILE` (atomically)")
+	fs.BoolVar(&f.markdown, "markdown", false, "print the tables as Markdown")
+}
+
+// config turns the flags into a loadgen.Config, naming the flag of anything wrong.
+func (f *runFlags) config(target pipeline.Target) (loadgen.Config, error) {
+	cfg := f.cfg
+	cfg.Target = target
+	cfg.Sessions, cfg.Messages, cfg.Duration = int(f.sessions), f.messages, time.Duration(f.duration)
+	cfg.PerConn, cfg.Size, cfg.Recipients = f.perConn, int(f.size), int(f.rcpts)
+	cfg.Grace = time.Duration(f.grace)
+	var err error
+	if cfg.Pipelining, err = pipeline.ParseMode(f.pipelining); err != nil {
+		return cfg, flagErrorf("pipelining", "%v", err)
+	}
+	if f.timeout > 0 {
+		cfg.Timeouts.All(time.Duration(f.timeout))
+	}
+	if f.messages < 0 {
+		return cfg, flagErrorf("n", "must not be negative")
+	}
+	if f.perConn < 0 {
+		return cfg, flagErrorf("per-conn", "must not be negative")
+	}
+	if err := cfg.Validate(); err != nil {
+		var fe *loadgen.FieldError
+		if errors.As(err, &fe) {
+			if name, ok := runFlagNames[fe.Field]; ok {
+				return cfg, flagErrorf(name, "%s", fe.Msg)
+			}
+		}
+		return cfg, usageError{err}
+	}
+	return cfg, nil
+}
+
+var runFlagNames = map[string]string{
+	"Sessions": "c", "Messages": "n", "Duration": "d", "PerConn": "per-conn", "Size": "size",
+	"Recipients": "rcpts", "From": "from", "To": "to", "LocalName": "helo", "Grace": "grace",
+}
+
+func runRun(ctx context.Context, e *env, args []string) error {
+	fs := newFlagSet(e, "run", "run [flags] [TARGET]", runHelp)
+	var f runFlags
+	f.register(fs)
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 1 {
+		return usageError{fmt.Errorf("one TARGET at most, got %q", pos)}
+	}
+	var target pipeline.Target
+	if len(pos) == 1 {
+		if target, err = pipeline.ParseTarget(pos[0]); err != nil {
+			return usageError{fmt.Errorf("TARGET: %v", err)}
+		}
+	}
+	// Check the flags before starting anything, with a placeholder target if none was given.
+	check := target
+	if check.Address == "" {
+		check = pipeline.Target{Network: "tcp", Address: "127.0.0.1:1"}
+	}
+	if _, err := f.config(check); err != nil {
+		return err
+	}
+
+	if target.Address == "" {
+		sink, addr, err := startEmbeddedSink(int(f.sessions))
+		if err != nil {
+			return err
+		}
+		defer sink.Close()
+		target = pipeline.Target{Network: "tcp", Address: addr}
+		fmt.Fprintf(e.stdout, "No TARGET: benchmarking the bundled sink on %s, in this process.\n", addr)
+	}
+	cfg, _ := f.config(target)
+
+	sigs, stopSignals := e.signals()
+	defer stopSignals()
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	abort := make(chan struct{})
+	cfg.Abort = abort
+	go func() {
+		n := 0
+		for {
+			select {
+			case sig := <-sigs:
+				n++
+				if n == 1 {
+					fmt.Fprintf(e.stderr, "%v: stopping; messages in flight get %s (again to stop at once)\n", sig, cfg.Grace)
+					cancel()
+				} else {
+					close(abort)
+					return
+				}
+			case <-runCtx.Done():
+				if n == 0 {
+					return // the run ended by itself, or the caller's context did it
+				}
+			}
+		}
+	}()
+
+	fmt.Fprintf(e.stdout, "smtpbench run: %s, %d sessions, %s each message (%d recipients)\n\n",
+		target, cfg.Sessions, formatBytes(int64(cfg.Size)), cfg.Recipients)
+	res, err := loadgen.Run(runCtx, cfg)
+	if err != nil {
+		return err
+	}
+	if f.out != "" {
+		if err := results.WriteFile(f.out, res); err != nil {
+			return fmt.Errorf("writing %s: %w", f.out, err)
+		}
+	}
+	if err := results.RenderText(e.stdout, res, results.RenderOptions{Markdown: f.markdown}); err != nil {
+		return err
+	}
+	if f.out != "" {
+		fmt.Fprintf(e.stdout, "\nresult written to %s\n", f.out)
+	}
+	return nil
+}
+
+// startEmbeddedSink starts the bundled sink on a loopback port for a run with no target.
+func startEmbeddedSink(sessions int) (*server.Server, string, error) {
+	srv, err := server.New(server.Config{MaxConns: max(server.DefaultMaxConns, 2*sessions)})
+	if err != nil {
+		return nil, "", err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, "", fmt.Errorf("starting the bundled sink: %w", err)
+	}
+	go srv.Serve(l)
+	return srv, l.Addr().String(), nil
+}
+
+// parseInterspersed parses flags that may come before or after positional arguments
+// ("run 127.0.0.1:25 -c 10" as well as "run -c 10 127.0.0.1:25").
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := parseFlags(fs, args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		if strings.HasPrefix(args[0], "-") && args[0] != "-" {
+			continue
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}

@@ -1,0 +1,203 @@
+// Package loadgen is smtpbench's workload: a pool of SMTP sessions that sends generated messages to
+// a server and times every phase into per-shard results.Recorders, until a message count, a
+// duration or the caller's context stops it.
+package loadgen
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/smtpbench/smtpbench/pipeline"
+)
+
+// Config describes a run. Zero fields take the defaults their comments give.
+type Config struct {
+	// Target is the server. It must be set (the CLI starts the bundled sink when none is given).
+	Target pipeline.Target `json:"target"`
+	// Sessions is the number of concurrent sessions (closed model). Default 10.
+	Sessions int `json:"sessions"`
+	// Messages stops the run after this many messages (0: no count limit).
+	Messages int64 `json:"messages,omitempty"`
+	// Duration stops the run after this long (0: no time limit). With neither Messages nor
+	// Duration, the run lasts DefaultDuration.
+	Duration time.Duration `json:"duration,omitempty"`
+	// PerConn is the number of messages a session sends on one connection before QUIT and a new
+	// connection. 0 keeps the connection for the whole run; 1 is a new connection per message.
+	PerConn int `json:"per_conn,omitempty"`
+
+	// Size is the number of body octets after the headers. Default 1024.
+	Size int `json:"size"`
+	// Recipients per message. Default 1.
+	Recipients int `json:"recipients"`
+	// From and To are address templates: "{n}" in From is the message number, in To the
+	// recipient number (every recipient of the run gets a new one, like smtp-source -N).
+	// Defaults "sender@example.com" and "rcpt{n}@example.org". From "<>" sends the null
+	// reverse-path.
+	From string `json:"from"`
+	To   string `json:"to"`
+	// LocalName is the EHLO name. Default "smtpbench.localhost".
+	LocalName string `json:"ehlo_name"`
+	// Pipelining and BDAT choose how messages are sent (see pipeline.Options).
+	Pipelining pipeline.Mode `json:"pipelining"`
+	BDAT       bool          `json:"bdat"`
+	// Timeouts bound every wait; zero fields take RFC 5321's.
+	Timeouts pipeline.Timeouts `json:"timeouts"`
+
+	// Grace is how long messages in flight may take to finish once the run is told to stop;
+	// after it their connections are closed. Default 5s.
+	Grace time.Duration `json:"grace"`
+	// Seed makes generated content reproducible. Default 1.
+	Seed uint64 `json:"seed"`
+	// RunID tags every message's trace header. Default: derived from the start time.
+	RunID string `json:"run_id"`
+
+	// Abort, when closed after the run was told to stop, ends the grace period at once: the
+	// connections still in a transaction are closed (a second Ctrl-C).
+	Abort <-chan struct{} `json:"-"`
+}
+
+// Defaults.
+const (
+	DefaultSessions   = 10
+	DefaultSize       = 1024
+	DefaultRecipients = 1
+	DefaultFrom       = "sender@example.com"
+	DefaultTo         = "rcpt{n}@example.org"
+	DefaultDuration   = 10 * time.Second
+	DefaultGrace      = 5 * time.Second
+)
+
+// WithDefaults returns c with its zero fields set to their defaults.
+func (c Config) WithDefaults() Config {
+	if c.Sessions == 0 {
+		c.Sessions = DefaultSessions
+	}
+	if c.Messages == 0 && c.Duration == 0 {
+		c.Duration = DefaultDuration
+	}
+	if c.Size == 0 {
+		c.Size = DefaultSize
+	}
+	if c.Recipients == 0 {
+		c.Recipients = DefaultRecipients
+	}
+	if c.From == "" {
+		c.From = DefaultFrom
+	}
+	if c.To == "" {
+		c.To = DefaultTo
+	}
+	if c.LocalName == "" {
+		c.LocalName = "smtpbench.localhost"
+	}
+	if c.Grace == 0 {
+		c.Grace = DefaultGrace
+	}
+	if c.Seed == 0 {
+		c.Seed = 1
+	}
+	return c
+}
+
+// FieldError names the Config field that cannot work.
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return "loadgen: " + e.Field + " " + e.Msg }
+
+// Validate reports every setting that cannot work, each naming its field.
+func (c Config) Validate() error {
+	d := c.WithDefaults()
+	var errs []error
+	check := func(ok bool, field, format string, args ...any) {
+		if !ok {
+			errs = append(errs, &FieldError{field, fmt.Sprintf(format, args...)})
+		}
+	}
+	check(d.Target.Address != "", "Target", "is required")
+	check(d.Target.Network == "tcp" || d.Target.Network == "unix", "Target", "network %q is not tcp or unix", d.Target.Network)
+	check(d.Sessions >= 1 && d.Sessions <= 1_000_000, "Sessions", "must be 1 to 1000000, got %d", d.Sessions)
+	check(d.Messages >= 0, "Messages", "must not be negative, got %d", d.Messages)
+	check(d.Duration >= 0, "Duration", "must not be negative, got %v", d.Duration)
+	check(d.PerConn >= 0, "PerConn", "must not be negative, got %d", d.PerConn)
+	check(d.Size >= 2 && d.Size <= 1<<30, "Size", "must be 2 octets (one empty line) to 1 GiB, got %d", d.Size)
+	check(d.Recipients >= 1 && d.Recipients <= 100_000, "Recipients", "must be 1 to 100000, got %d", d.Recipients)
+	check(d.Grace >= 0, "Grace", "must not be negative, got %v", d.Grace)
+	if _, err := parseTemplate(d.From, true); err != nil {
+		check(false, "From", "%v", err)
+	}
+	if _, err := parseTemplate(d.To, false); err != nil {
+		check(false, "To", "%v", err)
+	}
+	check(validLocalName(d.LocalName), "LocalName", "%q is not a host name", d.LocalName)
+	return errors.Join(errs...)
+}
+
+func validLocalName(s string) bool {
+	if s == "" || len(s) > 255 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if c <= ' ' || c >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// template is an address with "{n}" placeholders, split around them.
+type template struct {
+	parts []string // literal parts; a number goes between consecutive parts
+}
+
+// parseTemplate checks an address template: a mailbox (local@domain) with no brackets or spaces,
+// or "<>" for the null reverse-path when allowed.
+func parseTemplate(s string, allowNull bool) (template, error) {
+	if s == "<>" {
+		if !allowNull {
+			return template{}, errors.New("the null path <> is only for the sender")
+		}
+		return template{parts: []string{""}}, nil
+	}
+	if strings.ContainsAny(s, "<> \t\r\n") {
+		return template{}, fmt.Errorf("%q: give the address without brackets or spaces", s)
+	}
+	at := strings.LastIndexByte(s, '@')
+	if at <= 0 || at == len(s)-1 {
+		return template{}, fmt.Errorf("%q is not local@domain", s)
+	}
+	rest := strings.ReplaceAll(s, "{n}", "")
+	if strings.ContainsAny(rest, "{}") {
+		return template{}, fmt.Errorf("%q: the only placeholder is {n}", s)
+	}
+	return template{parts: strings.Split(s, "{n}")}, nil
+}
+
+// appendTo renders the template with n into b.
+func (t template) appendTo(b []byte, n int64) []byte {
+	for i, p := range t.parts {
+		if i > 0 {
+			b = appendInt(b, n)
+		}
+		b = append(b, p...)
+	}
+	return b
+}
+
+func appendInt(b []byte, n int64) []byte {
+	if n == 0 {
+		return append(b, '0')
+	}
+	var tmp [20]byte
+	i := len(tmp)
+	for n > 0 {
+		i--
+		tmp[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return append(b, tmp[i:]...)
+}
