@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/smtpbench/smtpbench/pipeline"
+	"github.com/smtpbench/smtpbench/results"
 )
 
 // Config describes a run. Zero fields take the defaults their comments give.
@@ -56,6 +57,42 @@ type Config struct {
 	// Abort, when closed after the run was told to stop, ends the grace period at once: the
 	// connections still in a transaction are closed (a second Ctrl-C).
 	Abort <-chan struct{} `json:"-"`
+	// OnInterval, when set, is called once per interval (a second) from one goroutine with what
+	// the interval recorded; rec is reused afterwards and must not be kept.
+	OnInterval func(rec *results.Recorder, from, to time.Time) `json:"-"`
+}
+
+// Describe says in a line what the load is.
+func (c Config) Describe(pipelined, bdat bool) string {
+	d := c.WithDefaults()
+	s := fmt.Sprintf("%d sessions, %s body, %d recipient", d.Sessions, sizeString(d.Size), d.Recipients)
+	if d.Recipients != 1 {
+		s += "s"
+	}
+	switch {
+	case pipelined && bdat:
+		s += ", PIPELINING+BDAT"
+	case pipelined:
+		s += ", PIPELINING+DATA"
+	case bdat:
+		s += ", BDAT"
+	default:
+		s += ", DATA"
+	}
+	if d.PerConn > 0 {
+		s += fmt.Sprintf(", %d per connection", d.PerConn)
+	}
+	return s
+}
+
+func sizeString(n int) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d B", n)
 }
 
 // Defaults.

@@ -3,6 +3,8 @@ package loadgen
 import (
 	"time"
 
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+
 	"github.com/smtpbench/smtpbench/internal/mono"
 	"github.com/smtpbench/smtpbench/results"
 )
@@ -17,10 +19,12 @@ type harvester struct {
 	total    *results.Recorder
 	timeline []results.Interval
 	every    time.Duration
+	last     int64 // when the previous interval ended
 }
 
 func newHarvester(r *runner) *harvester {
-	h := &harvester{r: r, interval: results.NewRecorder(), total: results.NewRecorder(), every: time.Second}
+	h := &harvester{r: r, interval: results.NewRecorder(), total: results.NewRecorder(), every: time.Second,
+		last: r.startMon}
 	h.spares = make([]*results.Recorder, len(r.shards))
 	for i := range h.spares {
 		h.spares[i] = results.NewRecorder()
@@ -60,8 +64,15 @@ func (h *harvester) harvest(now int64) {
 	}
 	if th := h.interval.Histogram(results.Txn); th != nil && th.TotalCount() > 0 {
 		iv.TxnP50, iv.TxnP99 = th.ValueAtPercentile(50), th.ValueAtPercentile(99)
+		if enc, err := th.Encode(hdrhistogram.V2CompressedEncodingCookieBase); err == nil {
+			iv.TxnHist = string(enc)
+		}
 	}
 	h.timeline = append(h.timeline, iv)
+	if f := h.r.cfg.OnInterval; f != nil {
+		f(h.interval, mono.Time(h.last), mono.Time(now))
+	}
+	h.last = now
 	h.total.Merge(h.interval)
 	h.interval.Reset()
 }

@@ -188,16 +188,17 @@ func (r *runner) run(ctx context.Context, probe probeResult) (*results.Result, e
 	h.harvest(mono.Now())
 
 	res := &results.Result{
-		Kind:       results.Kind,
-		Schema:     results.SchemaVersion,
-		Tool:       "smtpbench " + version.Version(),
-		RunID:      r.cfg.RunID,
-		Start:      r.start,
-		End:        end,
-		Target:     r.cfg.Target.String(),
-		Host:       hostFacts(),
-		StopReason: r.reason.Load().(string),
-		Timeline:   h.timeline,
+		Kind:        results.Kind,
+		Schema:      results.SchemaVersion,
+		Tool:        "smtpbench " + version.Version(),
+		RunID:       r.cfg.RunID,
+		Start:       r.start,
+		End:         end,
+		Target:      r.cfg.Target.String(),
+		Description: r.cfg.Describe(probe.pipelining, probe.chunking),
+		Host:        hostFacts(),
+		StopReason:  r.reason.Load().(string),
+		Timeline:    h.timeline,
 	}
 	cfgJSON, err := json.Marshal(r.cfg)
 	if err != nil {

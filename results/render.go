@@ -1,12 +1,14 @@
 package results
 
 import (
+	"encoding/csv"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
 	"time"
 
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/olekukonko/tablewriter"
 	"github.com/olekukonko/tablewriter/renderer"
 	"github.com/olekukonko/tablewriter/tw"
@@ -36,11 +38,48 @@ func sig3(v float64) string {
 	return strconv.FormatFloat(v, 'f', 2, 64)
 }
 
-// RenderOptions choose what a text rendering shows.
+// DefaultPercentiles are the percentile columns of the phase table.
+var DefaultPercentiles = []float64{50, 90, 99, 99.9}
+
+// RenderOptions choose what a rendering shows.
 type RenderOptions struct {
-	// Markdown renders tables as Markdown instead of box drawing.
+	// Markdown renders the text tables as Markdown instead of box drawing.
 	Markdown bool
+	// Percentiles are the phase table's percentile columns; nil means DefaultPercentiles.
+	Percentiles []float64
+	// Thresholds, when set, are evaluated and shown after the summary.
+	Thresholds []Threshold
 }
+
+func (o RenderOptions) percentiles() []float64 {
+	if len(o.Percentiles) == 0 {
+		return DefaultPercentiles
+	}
+	return o.Percentiles
+}
+
+// ParsePercentiles parses a comma-separated list such as "50,90,99,99.9,99.99".
+func ParsePercentiles(s string) ([]float64, error) {
+	var ps []float64
+	for f := range strings.SplitSeq(s, ",") {
+		f = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(f), "p"))
+		if f == "" {
+			continue
+		}
+		v, err := strconv.ParseFloat(f, 64)
+		if err != nil || v <= 0 || v > 100 {
+			return nil, fmt.Errorf("%q is not a percentile between 0 and 100", f)
+		}
+		ps = append(ps, v)
+	}
+	if len(ps) == 0 {
+		return nil, fmt.Errorf("no percentiles in %q", s)
+	}
+	return ps, nil
+}
+
+// PercentileLabel is a column name: "p50", "p99.9".
+func PercentileLabel(p float64) string { return "p" + strconv.FormatFloat(p, 'f', -1, 64) }
 
 func newTable(w io.Writer, o RenderOptions) *tablewriter.Table {
 	var r tw.Renderer = renderer.NewBlueprint()
@@ -55,9 +94,54 @@ func newTable(w io.Writer, o RenderOptions) *tablewriter.Table {
 	)
 }
 
-// RenderText writes the result as run prints it: the phase table, then the summary, then replies
-// and errors by phase.
+// phaseRow is one phase's values for the tables and CSV.
+type phaseRow struct {
+	name   string
+	count  int64
+	min    int64
+	pcts   []int64
+	max    int64
+	mean   float64
+	hasHis bool
+}
+
+// rows decodes each phase's histogram and reads the chosen percentiles from it.
+func rows(res *Result, pcts []float64) ([]phaseRow, error) {
+	var out []phaseRow
+	for i := range res.Phases {
+		p := &res.Phases[i]
+		if p.Count == 0 {
+			continue
+		}
+		h, err := p.Histogram()
+		if err != nil {
+			return nil, err
+		}
+		row := phaseRow{name: p.Name, count: p.Count, min: p.Min, max: p.Max, mean: p.Mean}
+		if h.TotalCount() > 0 {
+			row.pcts = h.ValueAtPercentilesSlice(pcts)
+			row.hasHis = true
+		} else {
+			row.pcts = make([]int64, len(pcts))
+		}
+		out = append(out, row)
+	}
+	return out, nil
+}
+
+// Describe is the one-line description of a run that heads its rendering.
+func Describe(res *Result) string {
+	s := "smtpbench run against " + res.Target
+	if res.Description != "" {
+		s += ": " + res.Description
+	}
+	return s
+}
+
+// RenderText writes the result as run prints it: a description line, the phase table, notes, the
+// summary, thresholds when asked for, and replies and errors by phase.
 func RenderText(w io.Writer, res *Result, o RenderOptions) error {
+	fmt.Fprintf(w, "%s\n\n", Describe(res))
 	if err := renderPhases(w, res, o); err != nil {
 		return err
 	}
@@ -65,19 +149,34 @@ func RenderText(w io.Writer, res *Result, o RenderOptions) error {
 	if err := renderSummary(w, res, o); err != nil {
 		return err
 	}
+	if len(o.Thresholds) > 0 {
+		fmt.Fprintln(w)
+		if err := renderThresholds(w, Evaluate(res, o.Thresholds), o); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintln(w)
 	return renderCodes(w, res, o)
 }
 
 func renderPhases(w io.Writer, res *Result, o RenderOptions) error {
+	pcts := o.percentiles()
+	rs, err := rows(res, pcts)
+	if err != nil {
+		return err
+	}
 	t := newTable(w, o)
-	t.Header("phase", "count", "min", "p50", "p90", "p99", "p99.9", "max", "mean")
-	for _, p := range res.Phases {
-		if p.Count == 0 {
-			continue
+	header := []any{"phase", "count", "min"}
+	for _, p := range pcts {
+		header = append(header, PercentileLabel(p))
+	}
+	t.Header(append(header, "max", "mean")...)
+	for _, r := range rs {
+		cells := []any{r.name, strconv.FormatInt(r.count, 10), FormatNs(r.min)}
+		for _, v := range r.pcts {
+			cells = append(cells, FormatNs(v))
 		}
-		if err := t.Append(p.Name, strconv.FormatInt(p.Count, 10), FormatNs(p.Min), FormatNs(p.P50),
-			FormatNs(p.P90), FormatNs(p.P99), FormatNs(p.P999), FormatNs(p.Max), FormatNs(int64(p.Mean))); err != nil {
+		if err := t.Append(append(cells, FormatNs(r.max), FormatNs(int64(r.mean)))...); err != nil {
 			return err
 		}
 	}
@@ -128,4 +227,66 @@ func renderCodes(w io.Writer, res *Result, o RenderOptions) error {
 		}
 	}
 	return t.Render()
+}
+
+// RenderCSV writes one row per phase: name, count, min, the percentiles, max and mean, in
+// nanoseconds, with a header row.
+func RenderCSV(w io.Writer, res *Result, o RenderOptions) error {
+	pcts := o.percentiles()
+	rs, err := rows(res, pcts)
+	if err != nil {
+		return err
+	}
+	cw := csv.NewWriter(w)
+	header := []string{"phase", "count", "min_ns"}
+	for _, p := range pcts {
+		header = append(header, PercentileLabel(p)+"_ns")
+	}
+	cw.Write(append(header, "max_ns", "mean_ns"))
+	for _, r := range rs {
+		rec := []string{r.name, strconv.FormatInt(r.count, 10), strconv.FormatInt(r.min, 10)}
+		for _, v := range r.pcts {
+			rec = append(rec, strconv.FormatInt(v, 10))
+		}
+		cw.Write(append(rec, strconv.FormatInt(r.max, 10), strconv.FormatFloat(r.mean, 'f', 0, 64)))
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// RenderBenchstat writes Go benchmark lines, one benchmark per phase plus one for throughput, so
+// `benchstat old.txt new.txt` compares runs with its statistics. Several results written one after
+// the other are several samples of the same benchmarks.
+func RenderBenchstat(w io.Writer, res *Result, o RenderOptions) error {
+	pcts := o.percentiles()
+	rs, err := rows(res, pcts)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "goos: %s\ngoarch: %s\npkg: smtpbench\n", res.Host.OS, res.Host.Arch)
+	for _, r := range rs {
+		fmt.Fprintf(w, "BenchmarkSMTP/phase=%s %d", r.name, r.count)
+		for i, v := range r.pcts {
+			fmt.Fprintf(w, " %d %s-ns", v, PercentileLabel(pcts[i]))
+		}
+		fmt.Fprintf(w, " %d max-ns %.0f mean-ns\n", r.max, r.mean)
+	}
+	tp := res.Throughput
+	fmt.Fprintf(w, "BenchmarkSMTP/throughput %d %.2f msgs/s %.4f MB/s %.4f failed-%%\n",
+		max(res.Totals.Messages, 1), tp.MessagesPerS, tp.BytesPerS/1e6, failedPercent(res))
+	return nil
+}
+
+func failedPercent(res *Result) float64 {
+	if res.Totals.Messages == 0 {
+		return 0
+	}
+	return 100 * float64(res.Totals.Failed) / float64(res.Totals.Messages)
+}
+
+// WriteHgrm writes a histogram's percentile distribution in the .hgrm format of HdrHistogram's
+// PercentilesPrint, with values in milliseconds, as the HdrHistogram plotter reads it.
+func WriteHgrm(w io.Writer, h *hdrhistogram.Histogram) error {
+	_, err := h.PercentilesPrint(w, 5, 1e6)
+	return err
 }

@@ -24,21 +24,23 @@ const Kind = "smtpbench-result"
 
 // Result is one run, as written to a result file and rendered by run and report.
 type Result struct {
-	Kind       string          `json:"kind"`
-	Schema     int             `json:"schema"`
-	Tool       string          `json:"tool"`
-	RunID      string          `json:"run_id"`
-	Start      time.Time       `json:"start"`
-	End        time.Time       `json:"end"`
-	Target     string          `json:"target"`
-	Config     json.RawMessage `json:"config,omitempty"` // the effective load configuration
-	Host       Host            `json:"host"`
-	StopReason string          `json:"stop_reason"`
-	Notes      []string        `json:"notes,omitempty"`
-	Totals     Counts          `json:"totals"`
-	Throughput Throughput      `json:"throughput"`
-	Phases     []PhaseResult   `json:"phases"`
-	Timeline   []Interval      `json:"timeline,omitempty"`
+	Kind   string    `json:"kind"`
+	Schema int       `json:"schema"`
+	Tool   string    `json:"tool"`
+	RunID  string    `json:"run_id"`
+	Start  time.Time `json:"start"`
+	End    time.Time `json:"end"`
+	Target string    `json:"target"`
+	// Description says in a line what the load was ("10 sessions, 1 KiB body, PIPELINING+DATA").
+	Description string          `json:"description,omitempty"`
+	Config      json.RawMessage `json:"config,omitempty"` // the effective load configuration
+	Host        Host            `json:"host"`
+	StopReason  string          `json:"stop_reason"`
+	Notes       []string        `json:"notes,omitempty"`
+	Totals      Counts          `json:"totals"`
+	Throughput  Throughput      `json:"throughput"`
+	Phases      []PhaseResult   `json:"phases"`
+	Timeline    []Interval      `json:"timeline,omitempty"`
 	// Clamped counts latencies above one hour, recorded as one hour.
 	Clamped int64 `json:"clamped,omitempty"`
 }
@@ -100,6 +102,9 @@ type Interval struct {
 	Errors    int64   `json:"errors"`
 	TxnP50    int64   `json:"txn_p50_ns"`
 	TxnP99    int64   `json:"txn_p99_ns"`
+	// TxnHist is the interval's txn histogram (V2 compressed, base64), so that merge can
+	// combine timelines exactly.
+	TxnHist string `json:"txn_histogram,omitempty"`
 }
 
 var summaryPercentiles = []float64{50, 90, 99, 99.9, 99.99}

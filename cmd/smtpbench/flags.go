@@ -154,3 +154,18 @@ func (d *duration) Set(s string) error {
 	*d = duration(v)
 	return nil
 }
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, " ") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+// thresholdsError is returned when a result breaches a threshold: exit code 3, so CI can gate on
+// it apart from other failures.
+type thresholdsError struct{ n int }
+
+func (e thresholdsError) Error() string {
+	return fmt.Sprintf("%d threshold(s) breached", e.n)
+}
+func (e thresholdsError) ExitCode() int { return exitThresholds }

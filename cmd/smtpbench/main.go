@@ -21,6 +21,8 @@ const (
 	exitOK    = 0
 	exitError = 1 // the command ran and failed
 	exitUsage = 2 // bad command line
+	// exitThresholds: the run or report worked but breached a --threshold.
+	exitThresholds = 3
 )
 
 // command is one subcommand. run parses its own flags from args.
@@ -41,6 +43,9 @@ func commands() []command {
 	return []command{
 		{"run", "benchmark an SMTP server (the bundled sink when no target is given)", runRun},
 		{"serve", "run the bundled SMTP sink", runServe},
+		{"report", "re-render saved results (text, markdown, csv, json, benchstat, .hgrm)", runReport},
+		{"compare", "compare saved results side by side", runCompare},
+		{"merge", "add the result files of shards into one", runMerge},
 		{"version", "print the version", runVersion},
 	}
 }

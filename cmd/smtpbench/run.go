@@ -41,7 +41,8 @@ type runFlags struct {
 	timeout    duration
 	grace      duration
 	out        string
-	markdown   bool
+	hlog       string
+	output     outputFlags
 }
 
 func (f *runFlags) register(fs *flag.FlagSet) {
@@ -66,7 +67,8 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	f.grace = duration(loadgen.DefaultGrace)
 	fs.Var(&f.grace, "grace", "at a stop, messages in flight get `D` to finish")
 	fs.StringVar(&f.out, "out", "", "write the result as JSON to `FILE` (atomically)")
-	fs.BoolVar(&f.markdown, "markdown", false, "print the tables as Markdown")
+	fs.StringVar(&f.hlog, "hlog", "", "write an HdrHistogram interval log (per-second histograms tagged by phase) to `FILE`")
+	f.output.register(fs)
 }
 
 // config turns the flags into a loadgen.Config, naming the flag of anything wrong.
@@ -131,6 +133,10 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	if _, err := f.config(check); err != nil {
 		return err
 	}
+	ro, err := f.output.options()
+	if err != nil {
+		return err
+	}
 
 	if target.Address == "" {
 		sink, addr, err := startEmbeddedSink(int(f.sessions))
@@ -139,7 +145,7 @@ func runRun(ctx context.Context, e *env, args []string) error {
 		}
 		defer sink.Close()
 		target = pipeline.Target{Network: "tcp", Address: addr}
-		fmt.Fprintf(e.stdout, "No TARGET: benchmarking the bundled sink on %s, in this process.\n", addr)
+		fmt.Fprintf(e.stderr, "No TARGET: benchmarking the bundled sink on %s, in this process.\n", addr)
 	}
 	cfg, _ := f.config(target)
 
@@ -170,8 +176,15 @@ func runRun(ctx context.Context, e *env, args []string) error {
 		}
 	}()
 
-	fmt.Fprintf(e.stdout, "smtpbench run: %s, %d sessions, %s each message (%d recipients)\n\n",
-		target, cfg.Sessions, formatBytes(int64(cfg.Size)), cfg.Recipients)
+	var hlog *hlogFile
+	if f.hlog != "" {
+		if hlog, err = createHlog(f.hlog, time.Now()); err != nil {
+			return flagErrorf("hlog", "%v", err)
+		}
+		defer hlog.abandon()
+		cfg.OnInterval = hlog.write
+	}
+	fmt.Fprintf(e.stderr, "running against %s: %s\n", target, cfg.Describe(cfg.Pipelining != pipeline.Off, cfg.BDAT))
 	res, err := loadgen.Run(runCtx, cfg)
 	if err != nil {
 		return err
@@ -180,14 +193,18 @@ func runRun(ctx context.Context, e *env, args []string) error {
 		if err := results.WriteFile(f.out, res); err != nil {
 			return fmt.Errorf("writing %s: %w", f.out, err)
 		}
+		fmt.Fprintf(e.stderr, "result written to %s\n", f.out)
 	}
-	if err := results.RenderText(e.stdout, res, results.RenderOptions{Markdown: f.markdown}); err != nil {
+	if hlog != nil {
+		if err := hlog.finish(); err != nil {
+			return fmt.Errorf("writing %s: %w", f.hlog, err)
+		}
+		fmt.Fprintf(e.stderr, "interval log written to %s\n", f.hlog)
+	}
+	if err := results.RenderText(e.stdout, res, ro); err != nil {
 		return err
 	}
-	if f.out != "" {
-		fmt.Fprintf(e.stdout, "\nresult written to %s\n", f.out)
-	}
-	return nil
+	return checkThresholds(e.stdout, res, ro)
 }
 
 // startEmbeddedSink starts the bundled sink on a loopback port for a run with no target.
