@@ -5,6 +5,7 @@
 #
 # usage: bench/sink-vs-smtp-sink.sh [REPETITIONS] [MESSAGES] [SESSIONS] [SIZE]
 #   defaults: 5 repetitions of smtp-source -d -s 10 -m 20000 -l 1024
+#   SERVE_FLAGS adds flags to `smtpbench serve`; GOMAXPROCS applies to it as to any Go program.
 # Needs smtp-sink and smtp-source: bench/peers/install.sh installs them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +20,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
-go build -o "$work/smtpbench.tmp" ./cmd/smtpbench && mv "$work/smtpbench.tmp" "$work/smtpbench"
+go build -o "$work/smtpbench" ./cmd/smtpbench
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 
@@ -27,13 +28,8 @@ sink_port=$(free_port)
 sink_pid=$(bench/peers/start-smtp-sink.sh "$sink_port")
 pids+=("$sink_pid")
 sb_port=$(free_port)
-# A binary just written can be "busy" for a moment while other processes fork (ETXTBSY): retry.
-for _ in 1 2 3 4 5; do
-  "$work/smtpbench" serve --listen "127.0.0.1:$sb_port" --stats-every 0 >/dev/null 2>&1 &
-  sb_pid=$!
-  wait_port "$sb_port" && break
-  sleep 0.5
-done
+"$work/smtpbench" serve --listen "127.0.0.1:$sb_port" --stats-every 0 ${SERVE_FLAGS:-} >/dev/null 2>&1 &
+sb_pid=$!
 pids+=("$sb_pid")
 wait_port "$sb_port" || { echo "smtpbench serve did not start" >&2; exit 1; }
 
@@ -49,7 +45,7 @@ one() {
   t1=$(date +%s.%N)
   after=$(ticks "$pid")
   awk -v m="$msgs" -v t0="$t0" -v t1="$t1" -v a="$after" -v b="$before" -v hz="$hz" \
-    'BEGIN { printf "%.0f %.1f\n", m/(t1-t0), (a-b)/hz/m*1e6 }' >>"$work/$name"
+    'BEGIN { printf "%.0f %.1f\n", m/(t1-t0), (a-b)/hz/m*1e6 }' >>"$work/res.$name"
 }
 
 for i in $(seq "$reps"); do
@@ -64,9 +60,9 @@ echo "smtp-source -d -s $sessions -m $msgs -l $size, $reps repetitions, medians"
 echo
 echo "| server | msgs/s | server CPU µs/msg | CPU vs smtp-sink |"
 echo "|---|---:|---:|---:|"
-base=$(cut -d' ' -f2 "$work/smtp-sink" | median)
+base=$(cut -d' ' -f2 "$work/res.smtp-sink" | median)
 for name in smtp-sink smtpbench; do
-  rate=$(cut -d' ' -f1 "$work/$name" | median)
-  cpu=$(cut -d' ' -f2 "$work/$name" | median)
+  rate=$(cut -d' ' -f1 "$work/res.$name" | median)
+  cpu=$(cut -d' ' -f2 "$work/res.$name" | median)
   awk -v n="$name" -v r="$rate" -v c="$cpu" -v b="$base" 'BEGIN { printf "| %s | %.0f | %.1f | %.2f× |\n", n, r, c, c/b }'
 done
