@@ -165,6 +165,11 @@ type Config struct {
 	// body takes few reads; 0 means the default, 64 KiB, and -1 means never borrow.
 	BodyBuffer int
 
+	// EventLoops chooses the I/O driver. On Linux, TCP and unix listeners are served by event
+	// loops (epoll), this many of them; 0 means DefaultEventLoops(). -1 serves each connection
+	// from a goroutine of its own, which is also what other systems, ServeConn and dump mode use.
+	EventLoops int
+
 	// Logger receives errors that are not a client's fault (accept failures, dump write errors).
 	// Default: discard them.
 	Logger *slog.Logger
@@ -227,6 +232,7 @@ func (c Config) Validate() error {
 		"must be -1 or at least ReadBuffer (%d), got %d", d.ReadBuffer, d.BodyBuffer)
 	check(d.BodyBuffer <= 16<<20, "BodyBuffer", "%d is over 16 MiB", d.BodyBuffer)
 	check(d.Mode == Discard || d.Mode == Dump, "Mode", "unknown mode %d", d.Mode)
+	check(d.EventLoops >= -1 && d.EventLoops <= 1024, "EventLoops", "must be -1 to 1024, got %d", d.EventLoops)
 	check(d.Mode != Dump || d.DumpDir != "", "DumpDir", "is required in dump mode")
 	check(d.Disable&^(ExtPipelining|ExtSize|Ext8BitMIME|ExtSMTPUTF8|ExtEnhancedStatusCodes|ExtChunking) == 0,
 		"Disable", "unknown extension bits %#x", d.Disable)

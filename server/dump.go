@@ -23,7 +23,7 @@ func (s *Server) dump(ss *session, content []byte) error {
 	if ss.smtputf8 {
 		proto = "UTF8" + proto // RFC 6531 §3.7.3
 	}
-	fmt.Fprintf(&h, "Received: from %s ([%s])\r\n\tby %s (smtpbench) with %s id %s", ss.helo, ss.remoteIP(),
+	fmt.Fprintf(&h, "Received: from %s ([%s])\r\n\tby %s (smtpbench) with %s id %s", ss.helo, ss.remote,
 		s.cfg.Hostname, proto, id)
 	if ss.rcpts == 1 {
 		fmt.Fprintf(&h, "\r\n\tfor %s", bytes.TrimSuffix(ss.to, []byte("\n")))

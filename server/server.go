@@ -36,7 +36,7 @@ type Server struct {
 	chunkOK []byte // "250 2.0.0 Ok: " — the chunk size follows
 
 	stats    counters
-	sessions sync.Pool // *session
+	goConns  sync.Pool // *goConn
 	bodyBufs sync.Pool // *[]byte of cfg.BodyBuffer bytes
 	nextID   atomic.Uint64
 
@@ -48,6 +48,11 @@ type Server struct {
 	wg        sync.WaitGroup
 
 	shuttingDown atomic.Bool
+	closed       atomic.Bool
+
+	loopsOnce sync.Once
+	loops     []*eloop
+	loopsErr  error
 }
 
 // New validates cfg and returns a Server that is not yet listening.
@@ -71,7 +76,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.queued = []byte(prefix + "Ok: queued as ")
 	s.chunkOK = []byte(prefix + "Ok: received ")
-	s.sessions.New = func() any { return new(session) }
+	s.goConns.New = func() any { return new(goConn) }
 	s.bodyBufs.New = func() any { b := make([]byte, s.cfg.BodyBuffer); return &b }
 	return s, nil
 }
@@ -121,6 +126,14 @@ func (s *Server) Serve(l net.Listener) error {
 	s.listeners[l] = struct{}{}
 	s.addr = l.Addr()
 	s.mu.Unlock()
+	if s.loopsFor(l) {
+		defer func() {
+			s.mu.Lock()
+			delete(s.listeners, l)
+			s.mu.Unlock()
+		}()
+		return s.serveLoops(l)
+	}
 	defer func() {
 		s.mu.Lock()
 		delete(s.listeners, l)
@@ -192,30 +205,6 @@ func (s *Server) untrack(c net.Conn) {
 	s.wg.Done()
 }
 
-// serveConn runs one session. A panic ends that session only: it is logged and the connection
-// closed.
-func (s *Server) serveConn(c net.Conn) {
-	active := s.stats.active.Add(1)
-	s.stats.sessions.Add(1)
-	ss := s.sessions.Get().(*session)
-	defer func() {
-		if p := recover(); p != nil {
-			s.stats.panics.Add(1)
-			s.cfg.Logger.Error("session panicked", "panic", p, "remote", c.RemoteAddr())
-			ss = nil // its state is suspect: do not reuse it
-		}
-		c.Close()
-		s.stats.active.Add(^uint64(0))
-		s.untrack(c)
-		if ss != nil {
-			ss.release()
-			s.sessions.Put(ss)
-		}
-	}()
-	ss.reset(s, c, s.nextID.Add(1))
-	ss.serve(active > uint64(s.cfg.MaxConns))
-}
-
 // Shutdown stops accepting, tells idle sessions 421 and lets sessions in a transaction finish it,
 // then waits for every session to end or ctx to be done. When ctx ends first it closes the
 // remaining connections and returns ctx's error.
@@ -230,6 +219,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		c.SetReadDeadline(now)
 	}
 	s.mu.Unlock()
+	s.wakeLoops()
 
 	finished := make(chan struct{})
 	go func() { s.wg.Wait(); close(finished) }()
@@ -237,7 +227,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-finished:
 		return nil
 	case <-ctx.Done():
-		s.closeConns()
+		s.Close()
 		<-finished
 		return ctx.Err()
 	}
@@ -246,8 +236,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // Close closes the listeners and every connection at once, without waiting.
 func (s *Server) Close() error {
 	s.shuttingDown.Store(true)
+	s.closed.Store(true)
 	s.closeListeners()
 	s.closeConns()
+	s.wakeLoops()
 	return nil
 }
 

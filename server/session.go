@@ -1,13 +1,9 @@
 package server
 
 import (
-	"errors"
-	"net"
-	"os"
+	"bytes"
 	"strconv"
 	"time"
-
-	"github.com/smtpbench/smtpbench/internal/wire"
 )
 
 // body is the BODY= parameter of a transaction (RFC 6152, RFC 3030).
@@ -19,23 +15,35 @@ const (
 	bodyBinaryMIME
 )
 
-// session is one SMTP connection. Sessions come from a pool and are reset on reuse, so an
-// established session allocates nothing per transaction.
+// inputMode says how the session reads what arrives next.
+type inputMode uint8
+
+const (
+	modeCommand   inputMode = iota // command lines
+	modeDrainLine                  // an over-long command line, dropped up to its LF
+	modeData                       // message data after 354, up to CRLF.CRLF
+	modeBdat                       // the octets of a BDAT chunk
+)
+
+// session is the SMTP protocol of one connection, with no I/O of its own: a driver hands it the
+// bytes that arrived (consume) and writes the replies it appends to out. Sessions come from a
+// pool and are reset on reuse, so an established session allocates nothing per transaction.
+//
+// Drivers keep three rules: write out whenever consume needs more input (RFC 2920 §3.2: replies
+// are flushed only when no input is waiting), also when flushNow is set, and close the connection
+// once out is written after closing is set.
 type session struct {
-	srv  *Server
-	cfg  *Config
-	conn net.Conn
-	id   uint64
+	srv *Server
+	cfg *Config
+	id  uint64
 
-	r      wire.Reader
-	small  []byte // the command buffer, owned by the session
-	big    *[]byte
-	out    []byte // replies not yet written
-	closed bool   // a closing reply was sent: stop after flushing
-
-	deadline time.Time // the read/write deadline armed on conn
+	out      []byte // replies not yet written
+	closing  bool   // a closing reply (221, 421) was queued: close after writing out
+	flushNow bool   // write out before consuming more (the end of a BDAT LAST)
+	remote   string // the client's address, for Received headers (dump mode only)
 
 	// Session state.
+	mode    inputMode
 	greeted bool
 	esmtp   bool
 	helo    []byte // kept for Received headers in dump mode
@@ -49,32 +57,28 @@ type session struct {
 	bodyType      body
 	smtputf8      bool
 	bdatStarted   bool
-	from          []byte // dump mode only
-	to            []byte // dump mode only: the accepted paths, each ended by '\n'
+	bdatLeft      int64 // octets of the current chunk still to come
+	bdatKeep      bool  // the chunk belongs to the message (else it is read and dropped)
+	bdatLast      bool
+	bdatRefusal   reply // the reply for a chunk that is read but refused
+	from          []byte
+	to            []byte // the accepted paths, each ended by '\n' (dump mode)
 	data          dotReader
 }
 
 // reset prepares a pooled session for a new connection.
-func (ss *session) reset(srv *Server, conn net.Conn, id uint64) {
-	ss.srv, ss.cfg, ss.conn, ss.id = srv, &srv.cfg, conn, id
-	if len(ss.small) != srv.cfg.ReadBuffer {
-		ss.small = make([]byte, srv.cfg.ReadBuffer)
-	}
-	ss.r.Reset(conn, ss.small)
-	ss.big = nil
+func (ss *session) reset(srv *Server, id uint64, remote string) {
+	ss.srv, ss.cfg, ss.id, ss.remote = srv, &srv.cfg, id, remote
 	ss.out = ss.out[:0]
-	ss.closed = false
-	ss.deadline = time.Time{}
+	ss.closing, ss.flushNow = false, false
+	ss.mode = modeCommand
 	ss.greeted, ss.esmtp, ss.errors, ss.msgSeq = false, false, 0, 0
 	ss.helo = ss.helo[:0]
 	ss.resetTxn()
 }
 
-// release drops references before the session goes back to the pool, and caps what it keeps.
+// release caps what a session keeps before it goes back to the pool.
 func (ss *session) release() {
-	ss.releaseBig()
-	ss.conn = nil
-	ss.r.Reset(nil, ss.small)
 	if cap(ss.out) > 4<<10 {
 		ss.out = nil
 	}
@@ -93,93 +97,98 @@ func (ss *session) resetTxn() {
 	ss.from, ss.to = ss.from[:0], ss.to[:0]
 }
 
-// serve runs the session to its end. The caller closes the connection.
-func (ss *session) serve(tooMany bool) {
-	ss.arm(ss.cfg.CommandTimeout)
+// start queues the greeting, or 421 when the server has too many sessions.
+func (ss *session) start(tooMany bool) {
 	if tooMany {
 		ss.reply(rTooManyConns)
-		ss.flush()
 		return
 	}
 	ss.reply(rGreeting)
-	for !ss.closed {
-		if ss.r.Buffered() == 0 {
-			// About to block: give back a borrowed body buffer, flush what is pending
-			// (RFC 2920 §3.2: only now, never per reply), and arm the idle timeout.
-			ss.releaseBig()
-			ss.arm(ss.cfg.CommandTimeout)
-			if !ss.flush() {
-				return
+}
+
+// timeout is how long the session may wait for input now.
+func (ss *session) timeout() time.Duration {
+	if ss.mode == modeData || ss.mode == modeBdat {
+		return ss.cfg.DataTimeout
+	}
+	return ss.cfg.CommandTimeout
+}
+
+// idle reports whether the session is between transactions, with no partial input: a graceful
+// shutdown may end it now.
+func (ss *session) idle(partial int) bool {
+	return ss.mode == modeCommand && !ss.inTxn && partial == 0
+}
+
+// timedOut ends the session after its timeout passed.
+func (ss *session) timedOut() {
+	ss.srv.stats.timeouts.Add(1)
+	ss.reply(rTimeout)
+	ss.closing = true
+}
+
+// shutdown ends an idle session during a graceful shutdown.
+func (ss *session) shutdown() {
+	ss.reply(rShuttingDown)
+	ss.closing = true
+}
+
+// consume handles as much of in as it can and returns how many bytes it used. It stops early at
+// a partial command line (the driver keeps it and reads more), when closing is set, and when
+// flushNow is set.
+func (ss *session) consume(in []byte) int {
+	n := 0
+	for n < len(in) && !ss.closing && !ss.flushNow {
+		switch ss.mode {
+		case modeCommand:
+			rest := in[n:]
+			i := bytes.IndexByte(rest, '\n')
+			if i < 0 {
+				if len(rest) >= ss.cfg.MaxLineLength {
+					ss.mode = modeDrainLine // too long already: drop it and answer at its LF
+					return len(in)
+				}
+				return n
 			}
-			if !ss.inTxn && ss.srv.shuttingDown.Load() {
-				ss.reply(rShuttingDown)
-				break
-			}
-		}
-		line, err := ss.r.ReadLine(ss.cfg.MaxLineLength)
-		if err != nil {
-			if err == wire.ErrLineTooLong {
+			n += i + 1
+			if i+1 > ss.cfg.MaxLineLength {
 				ss.reply(rLineTooLong)
 				continue
 			}
-			if ss.retryRead(err, ss.cfg.CommandTimeout) {
-				continue
+			ss.command(rest[:i+1])
+		case modeDrainLine:
+			i := bytes.IndexByte(in[n:], '\n')
+			if i < 0 {
+				return len(in)
 			}
-			break
+			n += i + 1
+			ss.mode = modeCommand
+			ss.reply(rLineTooLong)
+		case modeData:
+			used, done := ss.data.feed(in[n:])
+			n += used
+			if done {
+				ss.mode = modeCommand
+				ss.endData()
+			}
+		case modeBdat:
+			take := min(int64(len(in)-n), ss.bdatLeft)
+			if ss.bdatKeep {
+				ss.data.content(in[n : n+int(take)])
+			}
+			n += int(take)
+			ss.bdatLeft -= take
+			if ss.bdatLeft == 0 {
+				ss.mode = modeCommand
+				ss.endChunk()
+			}
 		}
-		ss.command(line)
 	}
-	ss.flush()
-}
-
-// retryRead decides what a failed read means. A read woken by Shutdown in the middle of a
-// transaction goes on (the transaction may finish); a timeout ends the session with 421; anything
-// else (EOF, reset) ends it silently.
-func (ss *session) retryRead(err error, timeout time.Duration) bool {
-	if !errors.Is(err, os.ErrDeadlineExceeded) {
-		return false
-	}
-	if ss.srv.shuttingDown.Load() {
-		if ss.inTxn && time.Now().Before(ss.deadline) {
-			ss.deadline = time.Time{} // Shutdown moved it: arm again for real
-			ss.arm(timeout)
-			return true
-		}
-		ss.reply(rShuttingDown)
-		return false
-	}
-	ss.srv.stats.timeouts.Add(1)
-	ss.arm(10 * time.Second) // room to write the 421
-	ss.reply(rTimeout)
-	return false
-}
-
-// arm sets the connection's deadline to now+d. Setting a deadline updates a runtime timer, so it is
-// skipped while the armed one is within d/16 of the wanted one.
-func (ss *session) arm(d time.Duration) {
-	want := time.Now().Add(d)
-	if diff := want.Sub(ss.deadline); diff > d/16 || diff < -d/16 {
-		ss.deadline = want
-		ss.conn.SetDeadline(want)
-	}
-}
-
-// flush writes the pending replies. It reports false when the connection is gone.
-func (ss *session) flush() bool {
-	if len(ss.out) == 0 {
-		return true
-	}
-	_, err := ss.conn.Write(ss.out)
-	ss.out = ss.out[:0]
-	if err != nil {
-		ss.closed = true
-		return false
-	}
-	return true
+	return n
 }
 
 // reply queues a reply, counts it, and counts protocol errors: a session that makes more than
-// MaxErrors of them is told 421 and closed. Closing replies (421) set closed.
+// MaxErrors of them is told 421 and closed. A 421 sets closing.
 func (ss *session) reply(r reply) {
 	code := r.code()
 	if isProtocolError(code) {
@@ -191,7 +200,7 @@ func (ss *session) reply(r reply) {
 	ss.srv.stats.replies[code].Add(1)
 	ss.out = append(ss.out, ss.srv.replies[r]...)
 	if code == 421 {
-		ss.closed = true
+		ss.closing = true
 	}
 }
 
@@ -252,7 +261,7 @@ func (ss *session) command(line []byte) {
 			return
 		}
 		ss.reply(rBye)
-		ss.closed = true
+		ss.closing = true
 	case verbVRFY:
 		if len(arg) == 0 {
 			ss.reply(rVrfySyntax)
@@ -402,28 +411,29 @@ func (ss *session) rcpt(arg []byte) {
 	ss.reply(rRcptOK)
 }
 
-// checkReady answers a DATA or BDAT that cannot start a body, and reports whether it can.
-func (ss *session) checkReady() bool {
+// notReady returns the reply for a DATA or BDAT that cannot start a message, or 0 when it can.
+func (ss *session) notReady() reply {
 	switch {
 	case !ss.inTxn:
-		ss.reply(rNeedMail)
+		return rNeedMail
 	case ss.rcpts == 0 && ss.rcptAttempted:
-		ss.reply(rNoValidRcpts)
+		return rNoValidRcpts
 	case ss.rcpts == 0:
-		ss.reply(rNeedRcpt)
-	default:
-		return true
+		return rNeedRcpt
 	}
-	return false
+	return 0
 }
 
 func (ss *session) dataCmd(arg []byte) {
-	switch {
-	case len(arg) > 0:
+	if len(arg) > 0 {
 		ss.reply(rNoArgs)
 		return
-	case !ss.checkReady():
+	}
+	if r := ss.notReady(); r != 0 {
+		ss.reply(r)
 		return
+	}
+	switch {
 	case ss.bdatStarted:
 		ss.reply(rDataAfterBdat)
 		return
@@ -432,32 +442,12 @@ func (ss *session) dataCmd(arg []byte) {
 		return
 	}
 	ss.reply(rStartData)
-	if !ss.flush() { // the client waits for 354 before it sends the body
-		return
-	}
 	ss.data.reset(ss.cfg.Mode == Dump, ss.cfg.MaxMessageSize)
-	for {
-		if ss.r.Buffered() == 0 {
-			ss.arm(ss.cfg.DataTimeout)
-		}
-		p, err := ss.r.Peek()
-		if err != nil {
-			if ss.retryRead(err, ss.cfg.DataTimeout) {
-				continue
-			}
-			ss.closed = true
-			return
-		}
-		full := len(p) == ss.r.Size()
-		n, done := ss.data.feed(p)
-		ss.r.Discard(n)
-		if done {
-			break
-		}
-		if full {
-			ss.borrowBig() // a body larger than the command buffer: read it in larger reads
-		}
-	}
+	ss.mode = modeData
+}
+
+// endData answers the message once its end-of-data line arrived.
+func (ss *session) endData() {
 	switch {
 	case ss.data.bare:
 		ss.reply(rBareLineEnding)
@@ -471,30 +461,39 @@ func (ss *session) dataCmd(arg []byte) {
 	ss.resetTxn()
 }
 
-// bdat handles "BDAT size [LAST]" (RFC 3030). A chunk is always read, even when it is refused, so
-// the session stays in step with the client.
+// bdat handles "BDAT size [LAST]" (RFC 3030). A chunk is always read, even when it is refused,
+// so the session stays in step with the client.
 func (ss *session) bdat(arg []byte) {
 	size, last, ok := parseBdat(arg)
 	if !ok {
 		ss.reply(rBdatSyntax) // the chunk's length is unknown: what follows is read as commands
 		return
 	}
-	if !ss.ext(ExtChunking) || !ss.inTxn || ss.rcpts == 0 {
-		if !ss.readChunk(size, false) {
-			return
+	ss.bdatLeft, ss.bdatLast, ss.bdatKeep, ss.bdatRefusal = size, last, false, 0
+	switch {
+	case !ss.ext(ExtChunking):
+		ss.bdatRefusal = rNotImplemented
+	default:
+		ss.bdatRefusal = ss.notReady()
+	}
+	if ss.bdatRefusal == 0 {
+		ss.bdatKeep = true
+		if !ss.bdatStarted {
+			ss.bdatStarted = true
+			ss.data.reset(ss.cfg.Mode == Dump, ss.cfg.MaxMessageSize)
 		}
-		if !ss.ext(ExtChunking) {
-			ss.reply(rNotImplemented)
-		} else {
-			ss.checkReady()
-		}
+	}
+	if size == 0 {
+		ss.endChunk()
 		return
 	}
-	if !ss.bdatStarted {
-		ss.bdatStarted = true
-		ss.data.reset(ss.cfg.Mode == Dump, ss.cfg.MaxMessageSize)
-	}
-	if !ss.readChunk(size, true) {
+	ss.mode = modeBdat
+}
+
+// endChunk answers a BDAT chunk once all its octets arrived.
+func (ss *session) endChunk() {
+	if ss.bdatRefusal != 0 {
+		ss.reply(ss.bdatRefusal)
 		return
 	}
 	switch {
@@ -503,62 +502,32 @@ func (ss *session) bdat(arg []byte) {
 		ss.reply(rTooBig)
 		ss.srv.stats.rejected.Add(1)
 		ss.resetTxn()
-	case last:
+	case ss.bdatLast:
 		ss.accept(ss.data.size, ss.data.keep)
 		ss.resetTxn()
-		ss.flush() // the client waits for this reply
+		ss.flushNow = true // the client waits for this reply
 	default:
 		ss.srv.stats.replies[250].Add(1)
 		ss.out = append(ss.out, ss.srv.chunkOK...)
-		ss.out = strconv.AppendInt(ss.out, size, 10)
+		ss.out = strconv.AppendInt(ss.out, ss.data.size, 10)
 		ss.out = append(ss.out, " octets\r\n"...)
 	}
-}
-
-// readChunk reads size octets of a BDAT chunk, adding them to the message when keep is set.
-func (ss *session) readChunk(size int64, keep bool) bool {
-	if size > int64(ss.r.Size()) {
-		ss.borrowBig()
-	}
-	for size > 0 {
-		if ss.r.Buffered() == 0 {
-			ss.arm(ss.cfg.DataTimeout)
-		}
-		p, err := ss.r.Peek()
-		if err != nil {
-			if ss.retryRead(err, ss.cfg.DataTimeout) {
-				continue
-			}
-			ss.closed = true
-			return false
-		}
-		if int64(len(p)) > size {
-			p = p[:size]
-		}
-		if keep {
-			ss.data.content(p)
-		}
-		ss.r.Discard(len(p))
-		size -= int64(len(p))
-	}
-	return true
 }
 
 // accept counts an accepted message, hands it to the dump when there is one, and answers it.
 func (ss *session) accept(size int64, content []byte) {
 	ss.msgSeq++
 	st := &ss.srv.stats
-	st.messages.Add(1)
-	st.recipients.Add(uint64(ss.rcpts))
-	st.bytes.Add(uint64(size))
 	if ss.cfg.Mode == Dump {
 		if err := ss.srv.dump(ss, content); err != nil {
 			ss.srv.cfg.Logger.Error("dump failed", "err", err)
-			st.messages.Add(^uint64(0))
 			ss.reply(rDumpFailed)
 			return
 		}
 	}
+	st.messages.Add(1)
+	st.recipients.Add(uint64(ss.rcpts))
+	st.bytes.Add(uint64(size))
 	st.replies[250].Add(1)
 	ss.out = append(ss.out, ss.srv.queued...)
 	ss.out = strconv.AppendUint(ss.out, ss.id, 36)
@@ -570,38 +539,4 @@ func (ss *session) accept(size int64, content []byte) {
 // queueID is the id "250 … queued as" gives, also used in dump file names.
 func (ss *session) queueID() string {
 	return strconv.FormatUint(ss.id, 36) + "." + strconv.FormatUint(ss.msgSeq, 36)
-}
-
-// borrowBig swaps the command buffer for a larger pooled one while a body streams in.
-func (ss *session) borrowBig() {
-	if ss.big != nil || ss.cfg.BodyBuffer <= ss.cfg.ReadBuffer {
-		return
-	}
-	ss.big = ss.srv.bodyBufs.Get().(*[]byte)
-	ss.r.SwapBuffer(*ss.big)
-}
-
-// releaseBig gives the body buffer back once what is buffered fits in the command buffer.
-func (ss *session) releaseBig() {
-	if ss.big == nil || ss.r.Buffered() > len(ss.small) {
-		return
-	}
-	ss.r.SwapBuffer(ss.small)
-	ss.srv.bodyBufs.Put(ss.big)
-	ss.big = nil
-}
-
-// remoteIP is the client's address for Received headers: an IP, or "unix" on a unix socket.
-func (ss *session) remoteIP() string {
-	switch a := ss.conn.RemoteAddr().(type) {
-	case *net.TCPAddr:
-		return a.IP.String()
-	case nil:
-		return "unknown"
-	default:
-		if host, _, err := net.SplitHostPort(a.String()); err == nil {
-			return host
-		}
-		return a.Network()
-	}
 }

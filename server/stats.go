@@ -12,6 +12,7 @@ type counters struct {
 	bytes      atomic.Uint64
 	timeouts   atomic.Uint64
 	panics     atomic.Uint64
+	writes     atomic.Uint64
 	replies    [600]atomic.Uint64 // by reply code
 }
 
@@ -25,6 +26,7 @@ type Stats struct {
 	Bytes          uint64         `json:"bytes"`           // octets of accepted messages
 	Timeouts       uint64         `json:"timeouts"`        // sessions ended by a timeout
 	Panics         uint64         `json:"panics"`          // sessions ended by a bug (should stay 0)
+	Writes         uint64         `json:"writes"`          // writes of replies: fewer than replies when pipelined replies are coalesced
 	Replies        map[int]uint64 `json:"replies"`         // replies sent, by code
 }
 
@@ -41,6 +43,7 @@ func (s *Server) Stats() Stats {
 		Bytes:          c.bytes.Load(),
 		Timeouts:       c.timeouts.Load(),
 		Panics:         c.panics.Load(),
+		Writes:         c.writes.Load(),
 		Replies:        make(map[int]uint64),
 	}
 	for code := range c.replies {

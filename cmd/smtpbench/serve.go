@@ -57,6 +57,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	fs.Var(&statsEvery, "stats-every", "print the counters every `D` (0: only at the end)")
 	grace := duration(10 * time.Second)
 	fs.Var(&grace, "grace", "a graceful stop waits `D` for sessions in a transaction")
+	fs.IntVar(&cfg.EventLoops, "event-loops", 0, "serve with `N` epoll event loops (Linux; 0: one per two CPUs, -1: a goroutine per connection)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the sink to `FILE` (for go tool pprof)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -160,7 +161,7 @@ var serveFlags = map[string]string{
 	"MaxDomain": "max-domain", "MaxPath": "max-path", "MaxRecipients": "max-rcpts",
 	"MaxMessageSize": "max-size", "MaxErrors": "max-errors", "MaxConns": "max-conns",
 	"CommandTimeout": "timeout", "DataTimeout": "data-timeout", "Mode": "mode", "DumpDir": "dump-dir",
-	"Disable": "disable",
+	"Disable": "disable", "EventLoops": "event-loops",
 }
 
 // configFlagError turns a server.Config validation error into a usage error naming the flag.

@@ -61,10 +61,13 @@ func (b *Reader) SwapBuffer(buf []byte) []byte {
 }
 
 // fill reads once from the underlying reader, after moving what is buffered to the front.
-// It returns an error only when the read returned no bytes.
+// It returns an error only when the read returned no bytes; an error that came with bytes is
+// returned by the next call.
 func (b *Reader) fill() error {
 	if b.err != nil {
-		return b.err
+		err := b.err
+		b.err = nil
+		return err
 	}
 	if b.r > 0 {
 		copy(b.buf, b.buf[b.r:b.w])
@@ -82,8 +85,8 @@ func (b *Reader) fill() error {
 		}
 		b.w += n
 		if err != nil {
-			b.err = err
 			if n > 0 {
+				b.err = err
 				return nil
 			}
 			return err
@@ -92,8 +95,7 @@ func (b *Reader) fill() error {
 			return nil
 		}
 	}
-	b.err = io.ErrNoProgress
-	return b.err
+	return io.ErrNoProgress
 }
 
 // ReadLine returns the next line including its LF. The slice points into the buffer and is valid
@@ -152,6 +154,27 @@ func (b *Reader) Peek() ([]byte, error) {
 		}
 	}
 	return b.buf[b.r:b.w], nil
+}
+
+// Bytes returns what is buffered, without reading. The slice is valid until the next call on b.
+func (b *Reader) Bytes() []byte { return b.buf[b.r:b.w] }
+
+// ErrBufferFull is returned by Fill when the buffer has no room left.
+var ErrBufferFull = errors.New("buffer full")
+
+// Fill reads once from the underlying reader, keeping what is buffered.
+func (b *Reader) Fill() error {
+	if b.r == 0 && b.w == len(b.buf) {
+		return ErrBufferFull
+	}
+	before := b.w - b.r
+	if err := b.fill(); err != nil {
+		return err
+	}
+	if b.w-b.r == before {
+		return ErrBufferFull
+	}
+	return nil
 }
 
 // Discard drops n buffered bytes. n must not exceed Buffered().

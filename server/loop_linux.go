@@ -1,0 +1,528 @@
+//go:build linux
+
+package server
+
+import (
+	"errors"
+	"net"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/smtpbench/smtpbench/internal/mono"
+)
+
+// The Linux driver: a few event loops, each a goroutine on its own thread that waits in
+// epoll_wait and reads, parses and writes for the connections it accepted. A session costs no
+// goroutine and no buffer while idle, and a busy loop answers many connections per wake-up with
+// no scheduler hand-offs: on loopback that is most of the cost of a message (see README,
+// "Performance").
+
+// Event tags, kept in EpollEvent.Pad.
+const (
+	tagConn int32 = iota
+	tagListener
+	tagWake
+)
+
+// loopListener is a listening socket shared by every loop (EPOLLEXCLUSIVE wakes one of them).
+type loopListener struct {
+	fd       int
+	tcp      bool
+	unixPath string
+	refs     atomic.Int32 // loops still using it; the last closes it
+}
+
+type eloop struct {
+	srv       *Server
+	epfd      int
+	wakefd    int
+	events    []unix.EpollEvent
+	buf       []byte
+	conns     []*econn // by fd
+	nconns    int
+	free      []*econn
+	listeners []*loopListener
+	draining  bool
+	sweepNs   int64
+	nextSweep int64
+	mu        sync.Mutex // guards adding listeners
+	added     []*loopListener
+}
+
+// econn is one connection of a loop.
+type econn struct {
+	fd       int
+	ss       session
+	pending  []byte // a partial command line carried over to the next read
+	written  int    // bytes of ss.out already written when a write was partial
+	deadline int64  // mono time after which the session times out
+	blocked  bool   // the socket is full: wait for EPOLLOUT, read nothing meanwhile
+}
+
+// DefaultEventLoops is the number of event loops when Config.EventLoops is 0: one per two CPUs
+// (GOMAXPROCS), at least one. A sink usually shares its machine with a load generator, and on
+// loopback a loop that stays busy costs less per message than two that keep waking each other.
+func DefaultEventLoops() int { return max(1, runtime.GOMAXPROCS(0)/2) }
+
+// loopsFor reports whether Serve(l) should use event loops: on Linux, for TCP and unix listeners,
+// unless Config.EventLoops is -1 or the mode is Dump.
+func (s *Server) loopsFor(l net.Listener) bool {
+	if s.cfg.EventLoops < 0 || s.cfg.Mode == Dump {
+		return false
+	}
+	switch l.(type) {
+	case *net.TCPListener, *net.UnixListener:
+		return true
+	}
+	return false
+}
+
+// startLoops starts the event loops once.
+func (s *Server) startLoops() error {
+	s.loopsOnce.Do(func() {
+		n := s.cfg.EventLoops
+		if n == 0 {
+			n = DefaultEventLoops()
+		}
+		for range n {
+			lp, err := newLoop(s)
+			if err != nil {
+				s.loopsErr = err
+				return
+			}
+			s.loops = append(s.loops, lp)
+		}
+		for _, lp := range s.loops {
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				lp.run()
+			}()
+		}
+	})
+	return s.loopsErr
+}
+
+func newLoop(s *Server) (*eloop, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, os.NewSyscallError("epoll_create1", err)
+	}
+	wakefd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, os.NewSyscallError("eventfd", err)
+	}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd,
+		&unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wakefd), Pad: tagWake}); err != nil {
+		unix.Close(epfd)
+		unix.Close(wakefd)
+		return nil, os.NewSyscallError("epoll_ctl", err)
+	}
+	sweep := min(s.cfg.CommandTimeout, s.cfg.DataTimeout).Nanoseconds() / 8
+	sweep = min(max(sweep, 5e6), 1e9)
+	return &eloop{
+		srv: s, epfd: epfd, wakefd: wakefd,
+		events:  make([]unix.EpollEvent, 256),
+		buf:     make([]byte, max(s.cfg.BodyBuffer, s.cfg.ReadBuffer, 64<<10)),
+		sweepNs: sweep, nextSweep: mono.Now() + sweep,
+	}, nil
+}
+
+// serveLoops hands a listener to the event loops and waits until the server stops.
+func (s *Server) serveLoops(l net.Listener) error {
+	if err := s.startLoops(); err != nil {
+		return err
+	}
+	fd, err := dupListener(l)
+	if err != nil {
+		return err
+	}
+	ll := &loopListener{fd: fd}
+	switch l := l.(type) {
+	case *net.TCPListener:
+		ll.tcp = true
+	case *net.UnixListener:
+		ll.unixPath = l.Addr().String()
+	}
+	l.Close() // the loops accept on the duplicate
+	ll.refs.Store(int32(len(s.loops)))
+	for _, lp := range s.loops {
+		lp.mu.Lock()
+		lp.added = append(lp.added, ll)
+		lp.mu.Unlock()
+		lp.wake()
+	}
+	<-s.done
+	return ErrServerClosed
+}
+
+// dupListener duplicates a listener's socket so the loops own a descriptor that Go's poller does
+// not watch. A unix listener is told not to remove its socket file when the original closes.
+func dupListener(l net.Listener) (int, error) {
+	if ul, ok := l.(*net.UnixListener); ok {
+		ul.SetUnlinkOnClose(false)
+	}
+	sc, ok := l.(syscall.Conn)
+	if !ok {
+		return -1, errors.New("listener has no file descriptor")
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd := -1
+	var dupErr error
+	if err := rc.Control(func(f uintptr) {
+		fd, dupErr = unix.Dup(int(f))
+	}); err != nil {
+		return -1, err
+	}
+	if dupErr != nil {
+		return -1, os.NewSyscallError("dup", dupErr)
+	}
+	unix.CloseOnExec(fd)
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return -1, os.NewSyscallError("fcntl", err)
+	}
+	return fd, nil
+}
+
+// wake interrupts the loop's epoll_wait.
+func (lp *eloop) wake() {
+	var one = [8]byte{1}
+	unix.Write(lp.wakefd, one[:])
+}
+
+// wakeLoops tells every loop to look at the server's state (shutdown, close).
+func (s *Server) wakeLoops() {
+	for _, lp := range s.loops {
+		lp.wake()
+	}
+}
+
+func (lp *eloop) run() {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	defer lp.closeAll()
+	s := lp.srv
+	for {
+		if s.closed.Load() {
+			return
+		}
+		if s.shuttingDown.Load() && !lp.draining {
+			lp.startDrain()
+		}
+		if lp.draining && lp.nconns == 0 {
+			return
+		}
+		wait := int((lp.nextSweep - mono.Now() + 999_999) / 1_000_000)
+		n, err := unix.EpollWait(lp.epfd, lp.events, max(wait, 0))
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			s.cfg.Logger.Error("epoll_wait failed; the loop stops", "err", err)
+			return
+		}
+		now := mono.Now()
+		for i := range max(n, 0) {
+			ev := lp.events[i]
+			switch ev.Pad {
+			case tagWake:
+				var b [8]byte
+				unix.Read(lp.wakefd, b[:])
+				lp.takeListeners()
+			case tagListener:
+				lp.accept(lp.listenerByFd(int(ev.Fd)), now)
+			default:
+				if fd := int(ev.Fd); fd < len(lp.conns) && lp.conns[fd] != nil {
+					lp.event(lp.conns[fd], ev.Events, now)
+				}
+			}
+		}
+		if now >= lp.nextSweep {
+			lp.sweep(now)
+			lp.nextSweep = now + lp.sweepNs
+		}
+	}
+}
+
+// takeListeners registers listeners Serve added since the last wake.
+func (lp *eloop) takeListeners() {
+	lp.mu.Lock()
+	added := lp.added
+	lp.added = nil
+	lp.mu.Unlock()
+	for _, ll := range added {
+		if lp.draining || lp.srv.shuttingDown.Load() {
+			lp.dropListener(ll)
+			continue
+		}
+		err := unix.EpollCtl(lp.epfd, unix.EPOLL_CTL_ADD, ll.fd,
+			&unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(ll.fd), Pad: tagListener})
+		if err != nil {
+			lp.srv.cfg.Logger.Error("cannot watch a listener", "err", err)
+			lp.dropListener(ll)
+			continue
+		}
+		lp.listeners = append(lp.listeners, ll)
+	}
+}
+
+func (lp *eloop) listenerByFd(fd int) *loopListener {
+	for _, ll := range lp.listeners {
+		if ll.fd == fd {
+			return ll
+		}
+	}
+	return nil
+}
+
+// dropListener stops watching a listener; the last loop to let go closes it.
+func (lp *eloop) dropListener(ll *loopListener) {
+	unix.EpollCtl(lp.epfd, unix.EPOLL_CTL_DEL, ll.fd, nil)
+	if ll.refs.Add(-1) == 0 {
+		unix.Close(ll.fd)
+		if ll.unixPath != "" {
+			os.Remove(ll.unixPath)
+		}
+	}
+}
+
+// accept takes the connections waiting on a listener (a bounded batch, so one busy listener does
+// not starve the loop's sessions).
+func (lp *eloop) accept(ll *loopListener, now int64) {
+	if ll == nil || lp.draining {
+		return
+	}
+	s := lp.srv
+	for range 64 {
+		fd, _, err := unix.Accept4(ll.fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		if err != nil {
+			switch {
+			case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.EINTR), errors.Is(err, unix.ECONNABORTED):
+			default:
+				s.cfg.Logger.Warn("accept failed", "err", err)
+			}
+			return
+		}
+		if ll.tcp {
+			unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+		}
+		active := s.stats.active.Add(1)
+		s.stats.sessions.Add(1)
+		c := lp.newConn(fd)
+		if err := unix.EpollCtl(lp.epfd, unix.EPOLL_CTL_ADD, fd,
+			&unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(fd), Pad: tagConn}); err != nil {
+			lp.closeConn(c)
+			continue
+		}
+		c.ss.reset(s, s.nextID.Add(1), "")
+		c.ss.start(active > uint64(s.cfg.MaxConns))
+		c.deadline = now + c.ss.timeout().Nanoseconds()
+		lp.flush(c)
+	}
+}
+
+func (lp *eloop) newConn(fd int) *econn {
+	var c *econn
+	if n := len(lp.free); n > 0 {
+		c, lp.free = lp.free[n-1], lp.free[:n-1]
+	} else {
+		c = new(econn)
+	}
+	c.fd, c.written, c.blocked = fd, 0, false
+	c.pending = c.pending[:0]
+	for fd >= len(lp.conns) {
+		lp.conns = append(lp.conns, make([]*econn, len(lp.conns)+64)...)
+	}
+	lp.conns[fd] = c
+	lp.nconns++
+	return c
+}
+
+func (lp *eloop) closeConn(c *econn) {
+	if c.fd < 0 {
+		return
+	}
+	unix.Close(c.fd) // also removes it from the epoll set
+	lp.conns[c.fd] = nil
+	c.fd = -1
+	lp.nconns--
+	lp.srv.stats.active.Add(^uint64(0))
+	c.ss.release()
+	if cap(c.pending) > 4<<10 {
+		c.pending = nil
+	}
+	lp.free = append(lp.free, c)
+}
+
+// event handles readiness of one connection. A panic ends that session only.
+func (lp *eloop) event(c *econn, events uint32, now int64) {
+	defer func() {
+		if p := recover(); p != nil {
+			lp.srv.stats.panics.Add(1)
+			lp.srv.cfg.Logger.Error("session panicked", "panic", p)
+			lp.closeConn(c)
+		}
+	}()
+	if events&unix.EPOLLOUT != 0 && c.blocked {
+		if !lp.flush(c) || c.blocked {
+			return
+		}
+	}
+	if events&(unix.EPOLLIN|unix.EPOLLHUP|unix.EPOLLERR|unix.EPOLLRDHUP) != 0 && !c.blocked {
+		lp.read(c, now)
+	}
+}
+
+// read reads what the connection has (until the socket is drained or the session must wait for
+// its replies to be written), hands it to the session, and writes the replies.
+func (lp *eloop) read(c *econn, now int64) {
+	for !c.blocked {
+		k := copy(lp.buf, c.pending)
+		m, err := unix.Read(c.fd, lp.buf[k:])
+		if m > 0 {
+			c.pending = c.pending[:0]
+			if !lp.process(c, lp.buf[:k+m]) {
+				return
+			}
+			if k+m < len(lp.buf) {
+				break // the socket is most likely drained
+			}
+			continue
+		}
+		if err == nil || !(errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR)) {
+			lp.closeConn(c) // EOF or a reset: the client is gone
+			return
+		}
+		if errors.Is(err, unix.EAGAIN) {
+			break
+		}
+	}
+	ss := &c.ss
+	if lp.draining && ss.idle(len(c.pending)) {
+		ss.shutdown()
+	}
+	c.deadline = now + ss.timeout().Nanoseconds()
+	lp.flush(c)
+}
+
+// process hands input to the session and keeps what it could not use yet (a partial line). It
+// reports false when the connection was closed.
+func (lp *eloop) process(c *econn, in []byte) bool {
+	ss := &c.ss
+	for len(in) > 0 {
+		n := ss.consume(in)
+		in = in[n:]
+		if ss.closing {
+			lp.flush(c) // closes it, now or once a full socket drains
+			return false
+		}
+		if ss.flushNow {
+			ss.flushNow = false
+			if !lp.flush(c) {
+				return false
+			}
+			continue
+		}
+		if n == 0 {
+			break
+		}
+	}
+	c.pending = append(c.pending[:0], in...)
+	return true
+}
+
+// flush writes the session's replies. It reports false when the connection was closed (after a
+// closing reply, or because the client is gone). A full socket leaves the rest for EPOLLOUT.
+func (lp *eloop) flush(c *econn) bool {
+	ss := &c.ss
+	for c.written < len(ss.out) {
+		w, err := unix.Write(c.fd, ss.out[c.written:])
+		if w > 0 {
+			c.written += w
+			lp.srv.stats.writes.Add(1)
+			continue
+		}
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case errors.Is(err, unix.EAGAIN):
+			if !c.blocked {
+				c.blocked = true
+				unix.EpollCtl(lp.epfd, unix.EPOLL_CTL_MOD, c.fd,
+					&unix.EpollEvent{Events: unix.EPOLLOUT | unix.EPOLLRDHUP, Fd: int32(c.fd), Pad: tagConn})
+			}
+			return true
+		default:
+			lp.closeConn(c)
+			return false
+		}
+	}
+	ss.out = ss.out[:0]
+	c.written = 0
+	if c.blocked {
+		c.blocked = false
+		unix.EpollCtl(lp.epfd, unix.EPOLL_CTL_MOD, c.fd,
+			&unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(c.fd), Pad: tagConn})
+	}
+	if ss.closing {
+		lp.closeConn(c)
+		return false
+	}
+	return true
+}
+
+// sweep ends the sessions whose timeout passed.
+func (lp *eloop) sweep(now int64) {
+	for _, c := range lp.conns {
+		if c == nil || now < c.deadline {
+			continue
+		}
+		if c.blocked { // the client stopped reading its replies
+			lp.closeConn(c)
+			continue
+		}
+		c.ss.timedOut()
+		lp.flush(c)
+	}
+}
+
+// startDrain begins a graceful shutdown: stop accepting, tell idle sessions 421; the others finish
+// their transaction and are told at its end.
+func (lp *eloop) startDrain() {
+	lp.draining = true
+	lp.takeListeners()
+	for _, ll := range lp.listeners {
+		lp.dropListener(ll)
+	}
+	lp.listeners = nil
+	for _, c := range lp.conns {
+		if c != nil && !c.blocked && c.ss.idle(len(c.pending)) {
+			c.ss.shutdown()
+			lp.flush(c)
+		}
+	}
+}
+
+// closeAll closes everything when the loop ends.
+func (lp *eloop) closeAll() {
+	if !lp.draining {
+		lp.takeListeners()
+		for _, ll := range lp.listeners {
+			lp.dropListener(ll)
+		}
+	}
+	for _, c := range lp.conns {
+		if c != nil {
+			lp.closeConn(c)
+		}
+	}
+	unix.Close(lp.wakefd)
+	unix.Close(lp.epfd)
+}
