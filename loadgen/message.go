@@ -39,10 +39,14 @@ func buildBody(size int, seed uint64) []byte {
 		}
 		width := 50 + rng.IntN(28)
 		for len(b)-start < width {
+			w := words[rng.IntN(len(words))]
 			if len(b) > start && b[len(b)-1] != '.' {
+				if len(b)-start+1+len(w) > 78 {
+					break // the line is full
+				}
 				b = append(b, ' ')
 			}
-			b = append(b, words[rng.IntN(len(words))]...)
+			b = append(b, w...)
 		}
 		b = append(b, '\r', '\n')
 	}

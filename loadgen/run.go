@@ -65,7 +65,8 @@ type runner struct {
 
 	stopNew  context.Context // done: start nothing new
 	stop     context.CancelCauseFunc
-	abort    chan struct{} // closed: close every connection now
+	abort    chan struct{}   // closed: close every connection now
+	dialCtx  context.Context // canceled with abort: dials under way at a stop finish before it
 	conns    []atomic.Pointer[pipeline.Conn]
 	stopOnce sync.Once
 	reason   atomic.Value // string
@@ -139,6 +140,9 @@ func (r *runner) probe(ctx context.Context) (probeResult, error) {
 func (r *runner) run(ctx context.Context, probe probeResult) (*results.Result, error) {
 	stopNew, stop := context.WithCancelCause(context.Background())
 	r.stopNew, r.stop = stopNew, stop
+	dialCtx, cancelDials := context.WithCancel(context.Background())
+	defer cancelDials()
+	r.dialCtx = dialCtx
 	r.start, r.startMon = time.Now(), mono.Now()
 
 	// Stop on the caller's context, or after the duration.
@@ -174,6 +178,7 @@ func (r *runner) run(ctx context.Context, probe probeResult) (*results.Result, e
 		case <-workersDone:
 		default:
 			close(r.abort)
+			cancelDials()
 			for i := range r.conns {
 				if c := r.conns[i].Load(); c != nil {
 					c.NetConn().Close()

@@ -73,7 +73,9 @@ func (r *runner) worker(id int) {
 // failure recorded) when the session could not start.
 func (r *runner) connect(sh *shard, id int) (*pipeline.Conn, int64, bool) {
 	start := mono.Now()
-	c, err := pipeline.Dial(r.stopNew, r.cfg.Target, r.opts)
+	// Not r.stopNew: a connection being opened when the run stops is counted and ends with QUIT
+	// like the others, instead of being dropped unseen; only an abort cuts the dial short.
+	c, err := pipeline.Dial(r.dialCtx, r.cfg.Target, r.opts)
 	connected := mono.Now()
 	if err != nil {
 		if r.running() {

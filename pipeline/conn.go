@@ -13,6 +13,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -251,6 +252,13 @@ func (c *Conn) readReplyLines(step Step, timeout time.Duration, ehlo bool) (Repl
 		if first {
 			r.Code = code
 			r.Enhanced = parseEnhanced(code, text)
+			if !r.Enhanced.IsZero() { // LastText starts after the enhanced code
+				if i := bytes.IndexByte(text, ' '); i >= 0 {
+					text = text[i+1:]
+				} else {
+					text = text[len(text):]
+				}
+			}
 			c.text = append(c.text[:0], text[:min(len(text), 256)]...)
 		} else if code != r.Code {
 			return r, c.fail(step, errMalformed)

@@ -253,7 +253,11 @@ func (c *Conn) sendLockstep(m *Message, tr *Trace) error {
 			break
 		}
 	}
-	if tr.Accepted == 0 || c.broken {
+	if c.broken { // a 421 to a RCPT: the server is closing
+		tr.Final = c.closing
+		return nil
+	}
+	if tr.Accepted == 0 {
 		tr.Final = c.refusal(tr)
 		return nil
 	}

@@ -16,23 +16,26 @@ import (
 
 // FormatNs formats nanoseconds with three significant digits and a unit: 850ns, 45.2µs, 12.3ms, 1.23s.
 func FormatNs(ns int64) string {
+	// The bounds are where rounding to three digits reaches the next unit (999.5µs is 1.00ms).
 	switch v := float64(ns); {
 	case ns < 1000:
 		return strconv.FormatInt(ns, 10) + "ns"
-	case ns < 1e6:
+	case v < 999.5e3:
 		return sig3(v/1e3) + "µs"
-	case ns < 1e9:
+	case v < 999.5e6:
 		return sig3(v/1e6) + "ms"
 	default:
 		return sig3(v/1e9) + "s"
 	}
 }
 
+// sig3 formats v (at least 0.9995) with three significant digits, choosing the decimals by what v
+// rounds to: 9.996 is "10.0", not "10.00".
 func sig3(v float64) string {
 	switch {
-	case v >= 100:
+	case v >= 99.95:
 		return strconv.FormatFloat(v, 'f', 0, 64)
-	case v >= 10:
+	case v >= 9.995:
 		return strconv.FormatFloat(v, 'f', 1, 64)
 	}
 	return strconv.FormatFloat(v, 'f', 2, 64)
@@ -113,11 +116,16 @@ func rows(res *Result, pcts []float64) ([]phaseRow, error) {
 		if p.Count == 0 {
 			continue
 		}
+		row := phaseRow{name: p.Name, count: p.Count, min: p.Min, max: p.Max, mean: p.Mean}
+		if p.Hist == "" { // a summary without its histogram: only the stored percentiles exist
+			row.pcts = storedPercentiles(p, pcts)
+			out = append(out, row)
+			continue
+		}
 		h, err := p.Histogram()
 		if err != nil {
 			return nil, err
 		}
-		row := phaseRow{name: p.Name, count: p.Count, min: p.Min, max: p.Max, mean: p.Mean}
 		if h.TotalCount() > 0 {
 			row.pcts = h.ValueAtPercentilesSlice(pcts)
 			row.hasHis = true
@@ -127,6 +135,27 @@ func rows(res *Result, pcts []float64) ([]phaseRow, error) {
 		out = append(out, row)
 	}
 	return out, nil
+}
+
+// storedPercentiles reads the chosen percentiles from a phase's summary fields; one it does not
+// store reads as 0.
+func storedPercentiles(p *PhaseResult, pcts []float64) []int64 {
+	out := make([]int64, len(pcts))
+	for i, q := range pcts {
+		switch q {
+		case 50:
+			out[i] = p.P50
+		case 90:
+			out[i] = p.P90
+		case 99:
+			out[i] = p.P99
+		case 99.9:
+			out[i] = p.P999
+		case 99.99:
+			out[i] = p.P9999
+		}
+	}
+	return out
 }
 
 // Describe is the one-line description of a run that heads its rendering.
@@ -158,6 +187,9 @@ func RenderText(w io.Writer, res *Result, o RenderOptions) error {
 	fmt.Fprintln(w)
 	return renderCodes(w, res, o)
 }
+
+// RenderPhases writes only the phase table (with res's notes).
+func RenderPhases(w io.Writer, res *Result, o RenderOptions) error { return renderPhases(w, res, o) }
 
 func renderPhases(w io.Writer, res *Result, o RenderOptions) error {
 	pcts := o.percentiles()

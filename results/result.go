@@ -238,6 +238,14 @@ func Decode(r io.Reader) (*Result, error) {
 			return nil, err
 		}
 	}
+	for i, iv := range res.Timeline {
+		if iv.TxnHist == "" {
+			continue
+		}
+		if _, err := hdrhistogram.Decode([]byte(iv.TxnHist)); err != nil {
+			return nil, fmt.Errorf("timeline interval %d (t=%gs): corrupt histogram: %w", i, iv.Offset, err)
+		}
+	}
 	return &res, nil
 }
 
