@@ -165,6 +165,10 @@ type Config struct {
 	// body takes few reads; 0 means the default, 64 KiB, and -1 means never borrow.
 	BodyBuffer int
 
+	// Faults make the sink misbehave on purpose: delays, error replies, disconnects,
+	// greylisting, a bandwidth limit, stalls. The zero value injects nothing.
+	Faults Faults
+
 	// EventLoops chooses the I/O driver. On Linux, TCP and unix listeners are served by event
 	// loops (epoll), this many of them; 0 means DefaultEventLoops(). -1 serves each connection
 	// from a goroutine of its own, which is also what other systems, ServeConn and dump mode use.
@@ -236,6 +240,9 @@ func (c Config) Validate() error {
 	check(d.Mode != Dump || d.DumpDir != "", "DumpDir", "is required in dump mode")
 	check(d.Disable&^(ExtPipelining|ExtSize|Ext8BitMIME|ExtSMTPUTF8|ExtEnhancedStatusCodes|ExtChunking) == 0,
 		"Disable", "unknown extension bits %#x", d.Disable)
+	if err := d.Faults.validate(); err != nil {
+		errs = append(errs, &FieldError{Field: "Faults", Msg: err.Error()})
+	}
 	return errors.Join(errs...)
 }
 

@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/smtpbench/smtpbench/internal/mono"
 	"github.com/smtpbench/smtpbench/internal/wire"
 )
 
@@ -19,6 +20,9 @@ type goConn struct {
 	small    []byte  // the session's own input buffer
 	big      *[]byte // a larger pooled buffer, borrowed while a body streams in
 	deadline time.Time
+	rateIn   rateLimit // Faults.Bandwidth, for what is read
+	rateOut  rateLimit // and for what is written
+	timer    *time.Timer
 }
 
 // serveConn runs one session. A panic ends that session only: it is logged and the connection
@@ -36,6 +40,7 @@ func (s *Server) serveConn(c net.Conn) {
 		c.Close()
 		s.stats.active.Add(^uint64(0))
 		s.untrack(c)
+		s.sessionEnded()
 		if g != nil {
 			g.release(s)
 			s.goConns.Put(g)
@@ -45,13 +50,16 @@ func (s *Server) serveConn(c net.Conn) {
 	if s.cfg.Mode == Dump {
 		remote = remoteIP(c.RemoteAddr())
 	}
-	g.ss.reset(s, s.nextID.Add(1), remote)
+	now := mono.Now()
+	g.ss.reset(s, s.nextID.Add(1), remote, now)
 	g.conn = c
 	if len(g.small) != s.cfg.ReadBuffer {
 		g.small = make([]byte, s.cfg.ReadBuffer)
 	}
 	g.r.Reset(c, g.small)
 	g.deadline = time.Time{}
+	g.rateIn = rateLimit{start: now, perSec: s.cfg.Faults.Bandwidth}
+	g.rateOut = g.rateIn
 	g.run(active > uint64(s.cfg.MaxConns))
 }
 
@@ -67,6 +75,15 @@ func (g *goConn) run(tooMany bool) {
 	ss.start(tooMany)
 	g.arm(ss.timeout())
 	for {
+		if ss.holdUntil != 0 {
+			// An injected delay: write what came before it, wait, then go on.
+			if !g.flush() || !g.sleepUntil(ss.holdUntil) {
+				return
+			}
+			ss.resume() // ss.now still says when the held input arrived
+			g.arm(ss.timeout())
+			continue
+		}
 		if ss.closing {
 			g.flush()
 			return
@@ -75,12 +92,12 @@ func (g *goConn) run(tooMany bool) {
 			n := ss.consume(p)
 			g.r.Discard(n)
 			if ss.flushNow {
-				ss.flushNow = false
 				if !g.flush() {
 					return
 				}
+				continue // a flush point, not a lack of input
 			}
-			if n == len(p) || ss.closing || n > 0 {
+			if n > 0 || ss.closing || ss.holdUntil != 0 {
 				continue
 			}
 		}
@@ -94,9 +111,14 @@ func (g *goConn) run(tooMany bool) {
 		if !g.flush() {
 			return
 		}
+		before := g.r.Buffered()
 		err := g.r.Fill()
+		ss.now = mono.Now()
 		switch {
 		case err == nil:
+			if !g.sleepUntil(g.rateIn.after(int64(g.r.Buffered()-before), ss.now)) {
+				return
+			}
 			if g.r.Buffered() == g.r.Size() {
 				g.borrowBig(s) // a large body is streaming in: read it in larger reads
 			}
@@ -115,6 +137,26 @@ func (g *goConn) run(tooMany bool) {
 	}
 }
 
+// sleepUntil waits until the mono time t, or until the server is closed (false).
+func (g *goConn) sleepUntil(t int64) bool {
+	d := time.Duration(t - mono.Now())
+	if d <= 0 {
+		return true
+	}
+	if g.timer == nil {
+		g.timer = time.NewTimer(d)
+	} else {
+		g.timer.Reset(d)
+	}
+	select {
+	case <-g.timer.C:
+		return true
+	case <-g.ss.srv.closedCh:
+		g.timer.Stop()
+		return false
+	}
+}
+
 // arm sets the connection's deadline to now+d. Setting a deadline updates a runtime timer, so it is
 // skipped while the armed one is within d/16 of the wanted one.
 func (g *goConn) arm(d time.Duration) {
@@ -125,16 +167,37 @@ func (g *goConn) arm(d time.Duration) {
 	}
 }
 
-// flush writes the pending replies. It reports false when the connection is gone.
+// flush writes the pending replies, after a stall if one is on and within the bandwidth limit.
+// It reports false when the connection is gone.
 func (g *goConn) flush() bool {
 	ss := &g.ss
+	s := ss.srv
+	ss.flushNow = false
 	if len(ss.out) == 0 {
 		return true
 	}
-	ss.srv.stats.writes.Add(1)
-	_, err := g.conn.Write(ss.out)
+	if !g.sleepUntil(s.stallUntil.Load()) {
+		return false
+	}
+	out := ss.out
+	for len(out) > 0 {
+		chunk := out
+		if g.rateOut.perSec > 0 {
+			chunk = out[:min(len(out), int(max(g.rateOut.perSec/10, 1)))]
+		}
+		if g.rateOut.perSec > 0 && !g.sleepUntil(g.rateOut.after(int64(len(chunk)), mono.Now())) {
+			return false
+		}
+		s.stats.writes.Add(1)
+		if _, err := g.conn.Write(chunk); err != nil {
+			ss.out = ss.out[:0]
+			return false
+		}
+		out = out[len(chunk):]
+	}
 	ss.out = ss.out[:0]
-	return err == nil
+	ss.written(mono.Now())
+	return true
 }
 
 // borrowBig swaps the input buffer for a larger pooled one while a body streams in.

@@ -48,6 +48,7 @@ type eloop struct {
 	free      []*econn
 	listeners []*loopListener
 	draining  bool
+	timers    timerHeap
 	sweepNs   int64
 	nextSweep int64
 	mu        sync.Mutex // guards adding listeners
@@ -58,10 +59,16 @@ type eloop struct {
 type econn struct {
 	fd       int
 	ss       session
-	pending  []byte // a partial command line carried over to the next read
+	pending  []byte // input not consumed yet: a partial command line, or what follows a hold
+	arrived  int64  // when pending was read
 	written  int    // bytes of ss.out already written when a write was partial
 	deadline int64  // mono time after which the session times out
-	blocked  bool   // the socket is full: wait for EPOLLOUT, read nothing meanwhile
+	blocked  bool   // the socket is full: wait for EPOLLOUT
+	interest uint32 // the epoll events asked for now
+	wakeAt   int64  // when a timer of the loop wakes it (0: none)
+	heapIdx  int    // its place in the loop's timer heap, -1 when not in it
+	rateIn   rateLimit
+	rateOut  rateLimit
 }
 
 // DefaultEventLoops is the number of event loops when Config.EventLoops is 0: one per two CPUs
@@ -222,7 +229,11 @@ func (lp *eloop) run() {
 		if lp.draining && lp.nconns == 0 {
 			return
 		}
-		wait := int((lp.nextSweep - mono.Now() + 999_999) / 1_000_000)
+		next := lp.nextSweep
+		if t := lp.timers.peek(); t != nil {
+			next = min(next, t.wakeAt)
+		}
+		wait := int((next - mono.Now() + 999_999) / 1_000_000)
 		n, err := unix.EpollWait(lp.epfd, lp.events, max(wait, 0))
 		if err != nil && !errors.Is(err, unix.EINTR) {
 			s.cfg.Logger.Error("epoll_wait failed; the loop stops", "err", err)
@@ -244,6 +255,7 @@ func (lp *eloop) run() {
 				}
 			}
 		}
+		lp.fireTimers(now)
 		if now >= lp.nextSweep {
 			lp.sweep(now)
 			lp.nextSweep = now + lp.sweepNs
@@ -315,28 +327,31 @@ func (lp *eloop) accept(ll *loopListener, now int64) {
 		}
 		active := s.stats.active.Add(1)
 		s.stats.sessions.Add(1)
-		c := lp.newConn(fd)
+		c := lp.newConn(fd, now)
 		if err := unix.EpollCtl(lp.epfd, unix.EPOLL_CTL_ADD, fd,
 			&unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(fd), Pad: tagConn}); err != nil {
 			lp.closeConn(c)
 			continue
 		}
-		c.ss.reset(s, s.nextID.Add(1), "")
+		c.interest = unix.EPOLLIN | unix.EPOLLRDHUP
+		c.ss.reset(s, s.nextID.Add(1), "", now)
 		c.ss.start(active > uint64(s.cfg.MaxConns))
-		c.deadline = now + c.ss.timeout().Nanoseconds()
-		lp.flush(c)
+		lp.service(c, now, false)
 	}
 }
 
-func (lp *eloop) newConn(fd int) *econn {
+func (lp *eloop) newConn(fd int, now int64) *econn {
 	var c *econn
 	if n := len(lp.free); n > 0 {
 		c, lp.free = lp.free[n-1], lp.free[:n-1]
 	} else {
-		c = new(econn)
+		c = &econn{heapIdx: -1}
 	}
-	c.fd, c.written, c.blocked = fd, 0, false
+	c.fd, c.written, c.blocked, c.wakeAt = fd, 0, false, 0
 	c.pending = c.pending[:0]
+	c.deadline = now + int64(lp.srv.cfg.CommandTimeout)
+	c.rateIn = rateLimit{start: now, perSec: lp.srv.cfg.Faults.Bandwidth}
+	c.rateOut = c.rateIn
 	for fd >= len(lp.conns) {
 		lp.conns = append(lp.conns, make([]*econn, len(lp.conns)+64)...)
 	}
@@ -353,7 +368,9 @@ func (lp *eloop) closeConn(c *econn) {
 	lp.conns[c.fd] = nil
 	c.fd = -1
 	lp.nconns--
+	lp.timers.remove(c)
 	lp.srv.stats.active.Add(^uint64(0))
+	lp.srv.sessionEnded()
 	c.ss.release()
 	if cap(c.pending) > 4<<10 {
 		c.pending = nil
@@ -363,102 +380,165 @@ func (lp *eloop) closeConn(c *econn) {
 
 // event handles readiness of one connection. A panic ends that session only.
 func (lp *eloop) event(c *econn, events uint32, now int64) {
-	defer func() {
-		if p := recover(); p != nil {
-			lp.srv.stats.panics.Add(1)
-			lp.srv.cfg.Logger.Error("session panicked", "panic", p)
-			lp.closeConn(c)
-		}
-	}()
-	if events&unix.EPOLLOUT != 0 && c.blocked {
-		if !lp.flush(c) || c.blocked {
-			return
-		}
+	defer lp.recoverConn(c)
+	if events&(unix.EPOLLHUP|unix.EPOLLERR) != 0 && c.waiting() {
+		lp.closeConn(c) // the client is gone while the session waits on a timer
+		return
 	}
-	if events&(unix.EPOLLIN|unix.EPOLLHUP|unix.EPOLLERR|unix.EPOLLRDHUP) != 0 && !c.blocked {
-		lp.read(c, now)
+	if events&unix.EPOLLOUT != 0 {
+		c.blocked = false
+	}
+	if c.waiting() {
+		return // its timer will service it
+	}
+	lp.service(c, now, events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0)
+}
+
+func (lp *eloop) recoverConn(c *econn) {
+	if p := recover(); p != nil {
+		lp.srv.stats.panics.Add(1)
+		lp.srv.cfg.Logger.Error("session panicked", "panic", p)
+		lp.closeConn(c)
 	}
 }
 
-// read reads what the connection has (until the socket is drained or the session must wait for
-// its replies to be written), hands it to the session, and writes the replies.
-func (lp *eloop) read(c *econn, now int64) {
-	for !c.blocked {
-		k := copy(lp.buf, c.pending)
-		m, err := unix.Read(c.fd, lp.buf[k:])
-		if m > 0 {
-			c.pending = c.pending[:0]
-			if !lp.process(c, lp.buf[:k+m]) {
+// waiting reports whether the connection waits on a timer (a hold, a stall, the tarpit).
+func (c *econn) waiting() bool { return c.wakeAt != 0 }
+
+// service does everything the connection can do now, in this order: end an injected hold,
+// consume input already read, write the replies, read more. It stops at the first thing it must
+// wait for (a timer, a full socket, more input) and leaves the epoll interest and timer set for it.
+func (lp *eloop) service(c *econn, now int64, readable bool) {
+	ss := &c.ss
+	for c.fd >= 0 {
+		// 1. An injected delay: write what came before it, then wait for its end.
+		if ss.holdUntil != 0 {
+			if now < ss.holdUntil {
+				if lp.write(c, now) {
+					lp.wait(c, ss.holdUntil)
+				}
 				return
 			}
-			if k+m < len(lp.buf) {
-				break // the socket is most likely drained
-			}
-			continue
+			ss.resume() // ss.now still says when the held input arrived
+			c.deadline = now + ss.timeout().Nanoseconds()
 		}
-		if err == nil || !(errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR)) {
-			lp.closeConn(c) // EOF or a reset: the client is gone
+		// 2. Input left over: after a hold, a flush point, or a partial line.
+		progress := false
+		if len(c.pending) > 0 && !ss.closing {
+			ss.now = c.arrived
+			n := ss.consume(c.pending)
+			c.pending = c.pending[:copy(c.pending, c.pending[n:])]
+			progress = n > 0
+			if ss.holdUntil != 0 {
+				continue
+			}
+		}
+		// 3. A graceful shutdown ends the session once it is idle.
+		if lp.draining && !ss.closing && ss.idle(len(c.pending)) {
+			ss.shutdown()
+		}
+		// 4. Write the replies (RFC 2920: all input consumed, or a flush point).
+		ss.flushNow = false
+		if !lp.write(c, now) {
 			return
 		}
-		if errors.Is(err, unix.EAGAIN) {
-			break
-		}
-	}
-	ss := &c.ss
-	if lp.draining && ss.idle(len(c.pending)) {
-		ss.shutdown()
-	}
-	c.deadline = now + ss.timeout().Nanoseconds()
-	lp.flush(c)
-}
-
-// process hands input to the session and keeps what it could not use yet (a partial line). It
-// reports false when the connection was closed.
-func (lp *eloop) process(c *econn, in []byte) bool {
-	ss := &c.ss
-	for len(in) > 0 {
-		n := ss.consume(in)
-		in = in[n:]
 		if ss.closing {
-			lp.flush(c) // closes it, now or once a full socket drains
-			return false
+			lp.closeConn(c)
+			return
 		}
-		if ss.flushNow {
-			ss.flushNow = false
-			if !lp.flush(c) {
-				return false
-			}
+		if progress && len(c.pending) > 0 {
 			continue
 		}
-		if n == 0 {
-			break
+		// 5. Read, within the tarpit's allowance.
+		if !readable {
+			lp.interest(c, unix.EPOLLIN|unix.EPOLLRDHUP)
+			return
 		}
+		if due := c.rateIn.after(0, now); due > now {
+			lp.wait(c, due)
+			return
+		}
+		k := copy(lp.buf, c.pending)
+		room := len(lp.buf) - k
+		if c.rateIn.perSec > 0 {
+			room = min(room, int(max(c.rateIn.perSec/10, 1)))
+		}
+		if room == 0 {
+			return // unreachable: the session always uses a full buffer
+		}
+		m, err := unix.Read(c.fd, lp.buf[k:k+room])
+		if m <= 0 {
+			if err == nil || !(errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR)) {
+				lp.closeConn(c) // EOF or a reset: the client is gone
+				return
+			}
+			readable = errors.Is(err, unix.EINTR)
+			continue
+		}
+		c.rateIn.after(int64(m), now)
+		readable = m == room // a full read: there may be more
+		c.deadline = now + ss.timeout().Nanoseconds()
+		// Consume straight from the loop's buffer; keep only what is left.
+		in := lp.buf[:k+m]
+		ss.now, c.arrived = now, now
+		n := ss.consume(in)
+		c.pending = append(c.pending[:0], in[n:]...)
 	}
-	c.pending = append(c.pending[:0], in...)
-	return true
 }
 
-// flush writes the session's replies. It reports false when the connection was closed (after a
-// closing reply, or because the client is gone). A full socket leaves the rest for EPOLLOUT.
-func (lp *eloop) flush(c *econn) bool {
+// interest sets the epoll events the connection waits for.
+func (lp *eloop) interest(c *econn, ev uint32) {
+	if c.interest == ev {
+		return
+	}
+	c.interest = ev
+	unix.EpollCtl(lp.epfd, unix.EPOLL_CTL_MOD, c.fd, &unix.EpollEvent{Events: ev, Fd: int32(c.fd), Pad: tagConn})
+}
+
+// wait parks the connection until the mono time t: it reads nothing meanwhile (a hung-up client is
+// still noticed: epoll always reports that).
+func (lp *eloop) wait(c *econn, t int64) {
+	lp.interest(c, 0)
+	lp.timers.set(c, t)
+	c.deadline = max(c.deadline, t+c.ss.timeout().Nanoseconds())
+}
+
+// write writes the session's replies, unless a stall or the tarpit holds them. It reports true
+// once everything is written; false when the connection was closed or must wait (the epoll
+// interest or timer is then set).
+func (lp *eloop) write(c *econn, now int64) bool {
 	ss := &c.ss
+	s := lp.srv
+	if c.written == len(ss.out) {
+		return true
+	}
+	if until := s.stallUntil.Load(); until > now {
+		lp.wait(c, until)
+		return false
+	}
 	for c.written < len(ss.out) {
-		w, err := unix.Write(c.fd, ss.out[c.written:])
+		chunk := ss.out[c.written:]
+		if c.rateOut.perSec > 0 {
+			if due := c.rateOut.after(0, now); due > now {
+				lp.wait(c, due)
+				return false
+			}
+			chunk = chunk[:min(len(chunk), int(max(c.rateOut.perSec/10, 1)))]
+		}
+		w, err := unix.Write(c.fd, chunk)
 		if w > 0 {
 			c.written += w
-			lp.srv.stats.writes.Add(1)
+			c.rateOut.after(int64(w), now)
+			s.stats.writes.Add(1)
 			continue
 		}
 		switch {
 		case errors.Is(err, unix.EINTR):
 			continue
 		case errors.Is(err, unix.EAGAIN):
-			if !c.blocked {
-				c.blocked = true
-				unix.EpollCtl(lp.epfd, unix.EPOLL_CTL_MOD, c.fd,
-					&unix.EpollEvent{Events: unix.EPOLLOUT | unix.EPOLLRDHUP, Fd: int32(c.fd), Pad: tagConn})
-			}
-			return true
+			c.blocked = true
+			lp.interest(c, unix.EPOLLOUT)
+			return false
 		default:
 			lp.closeConn(c)
 			return false
@@ -466,15 +546,7 @@ func (lp *eloop) flush(c *econn) bool {
 	}
 	ss.out = ss.out[:0]
 	c.written = 0
-	if c.blocked {
-		c.blocked = false
-		unix.EpollCtl(lp.epfd, unix.EPOLL_CTL_MOD, c.fd,
-			&unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(c.fd), Pad: tagConn})
-	}
-	if ss.closing {
-		lp.closeConn(c)
-		return false
-	}
+	ss.written(mono.Now())
 	return true
 }
 
@@ -484,12 +556,27 @@ func (lp *eloop) sweep(now int64) {
 		if c == nil || now < c.deadline {
 			continue
 		}
-		if c.blocked { // the client stopped reading its replies
+		if c.blocked || c.written > 0 { // the client stopped reading its replies
 			lp.closeConn(c)
 			continue
 		}
 		c.ss.timedOut()
-		lp.flush(c)
+		lp.service(c, now, false)
+	}
+}
+
+// fireTimers services the connections whose timer is due.
+func (lp *eloop) fireTimers(now int64) {
+	for {
+		c := lp.timers.peek()
+		if c == nil || c.wakeAt > now {
+			return
+		}
+		lp.timers.remove(c)
+		func() {
+			defer lp.recoverConn(c)
+			lp.service(c, now, true)
+		}()
 	}
 }
 
@@ -502,10 +589,10 @@ func (lp *eloop) startDrain() {
 		lp.dropListener(ll)
 	}
 	lp.listeners = nil
+	now := mono.Now()
 	for _, c := range lp.conns {
-		if c != nil && !c.blocked && c.ss.idle(len(c.pending)) {
-			c.ss.shutdown()
-			lp.flush(c)
+		if c != nil && c.ss.idle(len(c.pending)) && c.ss.holdUntil == 0 {
+			lp.service(c, now, false)
 		}
 	}
 }
@@ -525,4 +612,81 @@ func (lp *eloop) closeAll() {
 	}
 	unix.Close(lp.wakefd)
 	unix.Close(lp.epfd)
+}
+
+// timerHeap orders connections by wakeAt.
+type timerHeap []*econn
+
+func (h *timerHeap) peek() *econn {
+	if len(*h) == 0 {
+		return nil
+	}
+	return (*h)[0]
+}
+
+func (h *timerHeap) set(c *econn, t int64) {
+	c.wakeAt = t
+	if c.heapIdx >= 0 {
+		h.fix(c.heapIdx)
+		return
+	}
+	c.heapIdx = len(*h)
+	*h = append(*h, c)
+	h.up(c.heapIdx)
+}
+
+func (h *timerHeap) remove(c *econn) {
+	i := c.heapIdx
+	if i < 0 {
+		return
+	}
+	last := len(*h) - 1
+	h.swap(i, last)
+	*h = (*h)[:last]
+	c.heapIdx, c.wakeAt = -1, 0
+	if i < last {
+		h.fix(i)
+	}
+}
+
+func (h *timerHeap) fix(i int) {
+	if !h.down(i) {
+		h.up(i)
+	}
+}
+
+func (h timerHeap) swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].heapIdx, h[j].heapIdx = i, j
+}
+
+func (h timerHeap) up(i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if h[p].wakeAt <= h[i].wakeAt {
+			return
+		}
+		h.swap(i, p)
+		i = p
+	}
+}
+
+func (h timerHeap) down(i int) bool {
+	start := i
+	for {
+		l := 2*i + 1
+		if l >= len(h) {
+			break
+		}
+		m := l
+		if r := l + 1; r < len(h) && h[r].wakeAt < h[l].wakeAt {
+			m = r
+		}
+		if h[i].wakeAt <= h[m].wakeAt {
+			break
+		}
+		h.swap(i, m)
+		i = m
+	}
+	return i > start
 }

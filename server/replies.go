@@ -46,6 +46,9 @@ const (
 	rDataAfterBdat
 	rBareLineEnding
 	rDumpFailed
+	rNoService
+	rGreylisted
+	rFaultDisconnect
 	rTooManyErrors
 	rTimeout
 	rTooManyConns
@@ -99,6 +102,9 @@ var replySpecs = [numReplies]replySpec{
 	rDataAfterBdat:    {503, "5.5.1", "Error: DATA and BDAT cannot be mixed in a transaction"},
 	rBareLineEnding:   {550, "5.6.0", "Error: bare CR or LF in message data"},
 	rDumpFailed:       {451, "4.3.0", "Error: could not store the message"},
+	rNoService:        {503, "5.5.1", "Error: no service here; send QUIT"},
+	rGreylisted:       {450, "4.7.1", "Greylisted: try again later"},
+	rFaultDisconnect:  {421, "4.4.2", "%h Error: closing the connection (injected fault)"},
 	rTooManyErrors:    {421, "4.7.0", "%h Error: too many errors"},
 	rTimeout:          {421, "4.4.2", "%h Error: timeout exceeded"},
 	rTooManyConns:     {421, "4.3.2", "%h Error: too many connections"},

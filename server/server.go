@@ -18,10 +18,15 @@ import (
 	"errors"
 	"net"
 	"os"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/smtpbench/smtpbench/internal/mono"
+	"github.com/smtpbench/smtpbench/results"
 )
 
 // ErrServerClosed is returned by Serve and ListenAndServe after Shutdown or Close.
@@ -49,6 +54,16 @@ type Server struct {
 
 	shuttingDown atomic.Bool
 	closed       atomic.Bool
+	closedCh     chan struct{} // closed by Close: sleeping sessions wake and end
+
+	faultsOn     bool
+	faultReplies [numFaultPoints][]byte
+	greylist     greylist
+	stallUntil   atomic.Int64 // mono time until which no reply is written
+	stallOnce    sync.Once
+	stopOnce     sync.Once
+	stopped      chan struct{}
+	latency      []latencyShard
 
 	loopsOnce sync.Once
 	loops     []*eloop
@@ -69,6 +84,18 @@ func New(cfg Config) (*Server, error) {
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[net.Conn]struct{}),
 		done:      make(chan struct{}),
+		closedCh:  make(chan struct{}),
+		stopped:   make(chan struct{}),
+		faultsOn:  cfg.Faults.Active(),
+		latency:   make([]latencyShard, max(1, runtime.GOMAXPROCS(0))),
+	}
+	for i := range s.latency {
+		s.latency[i].rec = results.NewRecorder()
+	}
+	for p, f := range cfg.Faults.Points {
+		if f.Reply > 0 {
+			s.faultReplies[p] = []byte(strconv.Itoa(f.ReplyCode) + " " + f.ReplyText + "\r\n")
+		}
 	}
 	prefix := "250 "
 	if enhanced {
@@ -126,6 +153,7 @@ func (s *Server) Serve(l net.Listener) error {
 	s.listeners[l] = struct{}{}
 	s.addr = l.Addr()
 	s.mu.Unlock()
+	s.scheduleStall()
 	if s.loopsFor(l) {
 		defer func() {
 			s.mu.Lock()
@@ -167,6 +195,42 @@ func (s *Server) Serve(l net.Listener) error {
 		}
 		go s.serveConn(c)
 	}
+}
+
+// Stall pauses every reply for d: sessions go on reading, but write nothing until it ends. It is
+// the server side of Gil Tene's ^Z test of latency measurement.
+func (s *Server) Stall(d time.Duration) {
+	until := mono.Now() + int64(d)
+	for {
+		cur := s.stallUntil.Load()
+		if cur >= until || s.stallUntil.CompareAndSwap(cur, until) {
+			break
+		}
+	}
+	s.wakeLoops()
+}
+
+// Stopped is closed once a Faults.StopAfterMessages or StopAfterSessions limit is reached; the
+// owner then shuts the server down (serve does it gracefully).
+func (s *Server) Stopped() <-chan struct{} { return s.stopped }
+
+func (s *Server) requestStop() { s.stopOnce.Do(func() { close(s.stopped) }) }
+
+// sessionEnded counts an ended session for StopAfterSessions.
+func (s *Server) sessionEnded() {
+	n := s.stats.ended.Add(1)
+	if limit := s.cfg.Faults.StopAfterSessions; limit > 0 && int64(n) == limit {
+		s.requestStop()
+	}
+}
+
+// scheduleStall arms Faults.StallAt once serving starts.
+func (s *Server) scheduleStall() {
+	f := s.cfg.Faults
+	if f.StallFor <= 0 || f.StallAt <= 0 {
+		return
+	}
+	s.stallOnce.Do(func() { time.AfterFunc(f.StallAt, func() { s.Stall(f.StallFor) }) })
 }
 
 // ServeConn serves one connection that did not come from a listener of the Server, such as an
@@ -236,7 +300,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // Close closes the listeners and every connection at once, without waiting.
 func (s *Server) Close() error {
 	s.shuttingDown.Store(true)
-	s.closed.Store(true)
+	if !s.closed.Swap(true) {
+		close(s.closedCh)
+	}
 	s.closeListeners()
 	s.closeConns()
 	s.wakeLoops()

@@ -2,8 +2,11 @@ package server
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"strconv"
 	"time"
+
+	"github.com/smtpbench/smtpbench/results"
 )
 
 // body is the BODY= parameter of a transaction (RFC 6152, RFC 3030).
@@ -42,6 +45,26 @@ type session struct {
 	flushNow bool   // write out before consuming more (the end of a BDAT LAST)
 	remote   string // the client's address, for Received headers (dump mode only)
 
+	// now is when the input being consumed arrived (internal/mono), set by the driver.
+	now int64
+	// holdUntil, when set, stops the session until then: the driver writes out, reads and
+	// consumes nothing more, and calls resume at that time (an injected delay).
+	holdUntil int64
+	held      heldAction
+
+	// Faults: a per-connection random source, and the fault drawn for the next reply.
+	faultsOn   bool
+	rng        rand.PCG
+	act        faultAct
+	actPending bool
+	refused    bool   // the greeting was a fault reply: only QUIT is served
+	fromKey    uint64 // the reverse-path's hash, for greylisting
+
+	// Server-side latency: the replies in out not yet written, with when their command arrived.
+	lat     *latencyShard
+	phase   results.Phase // of the command being answered
+	samples []sample
+
 	// Session state.
 	mode    inputMode
 	greeted bool
@@ -67,8 +90,15 @@ type session struct {
 }
 
 // reset prepares a pooled session for a new connection.
-func (ss *session) reset(srv *Server, id uint64, remote string) {
-	ss.srv, ss.cfg, ss.id, ss.remote = srv, &srv.cfg, id, remote
+func (ss *session) reset(srv *Server, id uint64, remote string, now int64) {
+	ss.srv, ss.cfg, ss.id, ss.remote, ss.now = srv, &srv.cfg, id, remote, now
+	ss.lat = &srv.latency[id%uint64(len(srv.latency))]
+	ss.samples = ss.samples[:0]
+	ss.holdUntil, ss.held, ss.actPending, ss.refused = 0, heldNone, false, false
+	ss.faultsOn = srv.faultsOn
+	if ss.faultsOn {
+		ss.rng.Seed(srv.cfg.Faults.Seed, id)
+	}
 	ss.out = ss.out[:0]
 	ss.closing, ss.flushNow = false, false
 	ss.mode = modeCommand
@@ -97,10 +127,24 @@ func (ss *session) resetTxn() {
 	ss.from, ss.to = ss.from[:0], ss.to[:0]
 }
 
-// start queues the greeting, or 421 when the server has too many sessions.
+// start queues the greeting, or 421 when the server has too many sessions. An injected delay
+// holds the greeting until resume.
 func (ss *session) start(tooMany bool) {
+	ss.phase = results.Greeting
 	if tooMany {
 		ss.reply(rTooManyConns)
+		return
+	}
+	if ss.faultsOn && ss.draw(AtConnect, heldGreeting) {
+		return
+	}
+	ss.greet()
+}
+
+func (ss *session) greet() {
+	ss.phase = results.Greeting
+	if ss.applyFault(AtConnect) {
+		ss.refused = !ss.closing
 		return
 	}
 	ss.reply(rGreeting)
@@ -138,7 +182,7 @@ func (ss *session) shutdown() {
 // flushNow is set.
 func (ss *session) consume(in []byte) int {
 	n := 0
-	for n < len(in) && !ss.closing && !ss.flushNow {
+	for n < len(in) && !ss.closing && !ss.flushNow && ss.holdUntil == 0 {
 		switch ss.mode {
 		case modeCommand:
 			rest := in[n:]
@@ -150,11 +194,15 @@ func (ss *session) consume(in []byte) int {
 				}
 				return n
 			}
-			n += i + 1
 			if i+1 > ss.cfg.MaxLineLength {
+				n += i + 1
 				ss.reply(rLineTooLong)
 				continue
 			}
+			if ss.faultsOn && !ss.actPending && ss.drawCommand(rest[:i+1]) {
+				return n // delayed: the line is consumed when the hold ends
+			}
+			n += i + 1
 			ss.command(rest[:i+1])
 		case modeDrainLine:
 			i := bytes.IndexByte(in[n:], '\n')
@@ -169,6 +217,9 @@ func (ss *session) consume(in []byte) int {
 			n += used
 			if done {
 				ss.mode = modeCommand
+				if ss.faultsOn && ss.draw(AtDot, heldEndData) {
+					return n
+				}
 				ss.endData()
 			}
 		case modeBdat:
@@ -180,6 +231,9 @@ func (ss *session) consume(in []byte) int {
 			ss.bdatLeft -= take
 			if ss.bdatLeft == 0 {
 				ss.mode = modeCommand
+				if ss.faultsOn && ss.bdatRefusal == 0 && ss.draw(ss.chunkPoint(), heldEndChunk) {
+					return n
+				}
 				ss.endChunk()
 			}
 		}
@@ -199,6 +253,7 @@ func (ss *session) reply(r reply) {
 	}
 	ss.srv.stats.replies[code].Add(1)
 	ss.out = append(ss.out, ss.srv.replies[r]...)
+	ss.sample()
 	if code == 421 {
 		ss.closing = true
 	}
@@ -231,8 +286,21 @@ const (
 // command handles one command line (its LF included).
 func (ss *session) command(line []byte) {
 	verb, arg, ok := splitCommand(line)
+	ss.phase = verbPhase(verb)
 	if !ok {
 		ss.reply(rUnknownCommand)
+		return
+	}
+	if ss.actPending {
+		if verb == verbRCPT && ss.inTxn {
+			ss.rcptAttempted = true // a recipient refused by a fault is still a refused recipient
+		}
+		if ss.applyFault(verbPoint(verb)) {
+			return
+		}
+	}
+	if ss.refused && verb != verbQUIT {
+		ss.reply(rNoService)
 		return
 	}
 	switch verb {
@@ -302,6 +370,7 @@ func (ss *session) hello(arg []byte, ehlo bool) {
 	if ehlo {
 		ss.srv.stats.replies[250].Add(1)
 		ss.out = append(ss.out, ss.srv.ehlo...)
+		ss.sample()
 		return
 	}
 	ss.reply(rHelo)
@@ -374,6 +443,9 @@ func (ss *session) mail(arg []byte) {
 	if ss.cfg.Mode == Dump {
 		ss.from = append(ss.from[:0], p.path...)
 	}
+	if ss.cfg.Faults.Greylist > 0 {
+		ss.fromKey = pathKey(p.path)
+	}
 	ss.reply(rMailOK)
 }
 
@@ -401,6 +473,10 @@ func (ss *session) rcpt(arg []byte) {
 		return
 	case ss.rcpts >= ss.cfg.MaxRecipients:
 		ss.reply(rTooManyRcpts)
+		return
+	case ss.cfg.Faults.Greylist > 0 && !ss.srv.greylist.pass(ss.fromKey, pathKey(p.path), ss.now, int64(ss.cfg.Faults.Greylist)):
+		ss.srv.stats.greylisted.Add(1)
+		ss.reply(rGreylisted)
 		return
 	}
 	ss.rcpts++
@@ -448,6 +524,12 @@ func (ss *session) dataCmd(arg []byte) {
 
 // endData answers the message once its end-of-data line arrived.
 func (ss *session) endData() {
+	ss.phase = results.Body
+	if ss.applyFault(AtDot) {
+		ss.srv.stats.rejected.Add(1)
+		ss.resetTxn()
+		return
+	}
 	switch {
 	case ss.data.bare:
 		ss.reply(rBareLineEnding)
@@ -492,8 +574,14 @@ func (ss *session) bdat(arg []byte) {
 
 // endChunk answers a BDAT chunk once all its octets arrived.
 func (ss *session) endChunk() {
+	ss.phase = results.Bdat
 	if ss.bdatRefusal != 0 {
 		ss.reply(ss.bdatRefusal)
+		return
+	}
+	if ss.applyFault(ss.chunkPoint()) {
+		ss.srv.stats.rejected.Add(1) // the message fails with its chunk
+		ss.resetTxn()
 		return
 	}
 	switch {
@@ -511,6 +599,7 @@ func (ss *session) endChunk() {
 		ss.out = append(ss.out, ss.srv.chunkOK...)
 		ss.out = strconv.AppendInt(ss.out, ss.data.size, 10)
 		ss.out = append(ss.out, " octets\r\n"...)
+		ss.sample()
 	}
 }
 
@@ -525,7 +614,7 @@ func (ss *session) accept(size int64, content []byte) {
 			return
 		}
 	}
-	st.messages.Add(1)
+	n := st.messages.Add(1)
 	st.recipients.Add(uint64(ss.rcpts))
 	st.bytes.Add(uint64(size))
 	st.replies[250].Add(1)
@@ -534,6 +623,10 @@ func (ss *session) accept(size int64, content []byte) {
 	ss.out = append(ss.out, '.')
 	ss.out = strconv.AppendUint(ss.out, ss.msgSeq, 36)
 	ss.out = append(ss.out, '\r', '\n')
+	ss.sample()
+	if limit := ss.cfg.Faults.StopAfterMessages; limit > 0 && int64(n) == limit {
+		ss.srv.requestStop()
+	}
 }
 
 // queueID is the id "250 … queued as" gives, also used in dump file names.

@@ -42,7 +42,12 @@ func txnScript(data bool) (script []byte, want int64) {
 // sends one more transaction, and Done fires when its final reply is written.
 func txnSession(tb testing.TB, data bool) (*Server, *memconn.Conn, int64) {
 	tb.Helper()
-	srv, err := New(Config{})
+	return txnSessionWith(tb, data, Config{})
+}
+
+func txnSessionWith(tb testing.TB, data bool, cfg Config) (*Server, *memconn.Conn, int64) {
+	tb.Helper()
+	srv, err := New(cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}

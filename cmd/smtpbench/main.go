@@ -35,8 +35,9 @@ type command struct {
 // env is what a command reads and writes, so tests can run commands in-process.
 type env struct {
 	stdout, stderr io.Writer
-	// signals delivers SIGINT/SIGTERM; tests replace it.
-	signals func() (<-chan os.Signal, func())
+	// signals delivers SIGINT/SIGTERM, stallSignals SIGUSR1; tests replace them.
+	signals      func() (<-chan os.Signal, func())
+	stallSignals func() (<-chan os.Signal, func())
 }
 
 func commands() []command {
@@ -51,8 +52,14 @@ func commands() []command {
 }
 
 func main() {
-	e := &env{stdout: os.Stdout, stderr: os.Stderr, signals: osSignals}
+	e := &env{stdout: os.Stdout, stderr: os.Stderr, signals: osSignals, stallSignals: usr1Signals}
 	os.Exit(run(context.Background(), e, os.Args[1:]))
+}
+
+func usr1Signals() (<-chan os.Signal, func()) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGUSR1)
+	return ch, func() { signal.Stop(ch) }
 }
 
 func osSignals() (<-chan os.Signal, func()) {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/smtpbench/smtpbench/results"
 	"github.com/smtpbench/smtpbench/server"
 )
 
@@ -22,6 +23,16 @@ Run the bundled SMTP sink. It accepts mail as fast as the machine allows and dis
 told 421, sessions in a transaction may finish within --grace; a second signal stops it at once.
 
 ADDR is host:port for TCP (IPv6 as [::1]:2525) or unix:/path for a unix socket.
+
+Faults (all off by default) make the sink misbehave on purpose. POINT is one of connect, ehlo,
+helo, mail, rcpt, data, dot (the reply that ends a message), bdat, rset, quit:
+
+  --delay rcpt=20ms            --delay dot=10ms..200ms        --delay mail=exp:5ms
+  --reply rcpt=5%:450 4.2.1 Mailbox busy                      --reply dot=1/100:554 5.7.1 Rejected
+  --disconnect data=1%         --disconnect mail=0.5%:421     (silently, or with 421)
+  --greylist 2s   --bandwidth 10KiB   --stall-at 10s --stall-for 2s   (SIGUSR1 stalls on demand)
+
+Each fault is drawn from a per-connection random source seeded with --seed, so runs repeat.
 `
 
 func runServe(ctx context.Context, e *env, args []string) error {
@@ -57,6 +68,20 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	fs.Var(&statsEvery, "stats-every", "print the counters every `D` (0: only at the end)")
 	grace := duration(10 * time.Second)
 	fs.Var(&grace, "grace", "a graceful stop waits `D` for sessions in a transaction")
+	var delays, replies, disconnects stringList
+	fs.Var(&delays, "delay", "delay replies at a point: `POINT=DELAY`, DELAY 20ms, 10ms..200ms or exp:20ms (repeatable)")
+	fs.Var(&replies, "reply", "answer with an error instead: `POINT=P:CODE TEXT`, like rcpt=5%:450 4.2.1 Busy (repeatable)")
+	fs.Var(&disconnects, "disconnect", "close the connection instead of answering: `POINT=P[:421]` (repeatable)")
+	greylist := duration(0)
+	fs.Var(&greylist, "greylist", "answer a new (sender, recipient) pair 450 4.7.1 until it is retried `D` later")
+	bandwidth := byteSize(0)
+	fs.Var(&bandwidth, "bandwidth", "tarpit: each connection reads and writes at most `SIZE` octets a second")
+	stallAt, stallFor := duration(0), duration(time.Second)
+	fs.Var(&stallAt, "stall-at", "pause every reply `D` after starting (for --stall-for)")
+	fs.Var(&stallFor, "stall-for", "how long a stall lasts, at --stall-at or on SIGUSR1: `D`")
+	fs.Int64Var(&cfg.Faults.StopAfterMessages, "stop-after-messages", 0, "stop after accepting `N` messages (like smtp-sink -M)")
+	fs.Int64Var(&cfg.Faults.StopAfterSessions, "stop-after-sessions", 0, "stop after `N` sessions ended (like smtp-sink -n)")
+	fs.Uint64Var(&cfg.Faults.Seed, "seed", 1, "seed of the faults' random draws: `N`")
 	fs.IntVar(&cfg.EventLoops, "event-loops", 0, "serve with `N` epoll event loops (Linux; 0: one per two CPUs, -1: a goroutine per connection)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the sink to `FILE` (for go tool pprof)")
 	if err := parseFlags(fs, args); err != nil {
@@ -83,6 +108,19 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	cfg.MaxPath, cfg.MaxRecipients, cfg.MaxMessageSize = int(maxPath), int(maxRcpts), int64(maxSize)
 	cfg.MaxErrors, cfg.MaxConns = int(maxErrors), int(maxConns)
 	cfg.CommandTimeout, cfg.DataTimeout = time.Duration(cmdTimeout), time.Duration(dataTimeout)
+	if err := parseFaults(&cfg.Faults, delays, replies, disconnects); err != nil {
+		return err
+	}
+	cfg.Faults.Greylist, cfg.Faults.Bandwidth = time.Duration(greylist), int64(bandwidth)
+	if stallAt > 0 {
+		cfg.Faults.StallAt, cfg.Faults.StallFor = time.Duration(stallAt), time.Duration(stallFor)
+	}
+	if cfg.Faults.StopAfterMessages < 0 {
+		return flagErrorf("stop-after-messages", "must not be negative")
+	}
+	if cfg.Faults.StopAfterSessions < 0 {
+		return flagErrorf("stop-after-sessions", "must not be negative")
+	}
 	cfg.Logger = slog.New(slog.NewTextHandler(e.stderr, nil))
 	if err := configFlagError(cfg.Validate()); err != nil {
 		return err
@@ -107,6 +145,8 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	go func() { served <- srv.Serve(l) }()
 	sigs, stop := e.signals()
 	defer stop()
+	stalls, stopStalls := e.stallSignals()
+	defer stopStalls()
 
 	start := time.Now()
 	var tick <-chan time.Time
@@ -126,6 +166,12 @@ func runServe(ctx context.Context, e *env, args []string) error {
 			return fmt.Errorf("serving: %w", err)
 		case <-ctx.Done():
 			return shutdown(e, srv, time.Duration(grace), nil, start)
+		case <-stalls:
+			fmt.Fprintf(e.stdout, "stalling every reply for %s\n", time.Duration(stallFor))
+			srv.Stall(time.Duration(stallFor))
+		case <-srv.Stopped():
+			fmt.Fprintln(e.stdout, "stop-after limit reached: stopping")
+			return shutdown(e, srv, time.Duration(grace), sigs, start)
 		case sig := <-sigs:
 			fmt.Fprintf(e.stdout, "%v: stopping (another signal stops at once)\n", sig)
 			return shutdown(e, srv, time.Duration(grace), sigs, start)
@@ -161,7 +207,7 @@ var serveFlags = map[string]string{
 	"MaxDomain": "max-domain", "MaxPath": "max-path", "MaxRecipients": "max-rcpts",
 	"MaxMessageSize": "max-size", "MaxErrors": "max-errors", "MaxConns": "max-conns",
 	"CommandTimeout": "timeout", "DataTimeout": "data-timeout", "Mode": "mode", "DumpDir": "dump-dir",
-	"Disable": "disable", "EventLoops": "event-loops",
+	"Disable": "disable", "EventLoops": "event-loops", "Faults": "delay/--reply/--disconnect",
 }
 
 // configFlagError turns a server.Config validation error into a usage error naming the flag.
@@ -204,4 +250,68 @@ func printSummary(w io.Writer, elapsed time.Duration, st server.Stats) {
 		parts[i] = strconv.Itoa(c) + ": " + strconv.FormatUint(st.Replies[c], 10)
 	}
 	fmt.Fprintf(w, "replies: %s\n", strings.Join(parts, ", "))
+	if len(st.Faults) > 0 || st.Greylisted > 0 {
+		var fs []string
+		for p, fc := range st.Faults {
+			fs = append(fs, fmt.Sprintf("%s: delayed %d, replied %d, disconnected %d", p, fc.Delayed, fc.Replied, fc.Disconnected))
+		}
+		sort.Strings(fs)
+		if st.Greylisted > 0 {
+			fs = append(fs, fmt.Sprintf("greylisted: %d", st.Greylisted))
+		}
+		fmt.Fprintf(w, "faults injected: %s\n", strings.Join(fs, "; "))
+	}
+	if len(st.Latency) > 0 {
+		fmt.Fprintln(w, "the sink's own latency, from a command's arrival to its reply written:")
+		res := &results.Result{Phases: st.Latency}
+		results.RenderPhases(w, res, results.RenderOptions{})
+	}
+}
+
+// parseFaults reads --delay, --reply and --disconnect, each POINT=SPEC.
+func parseFaults(f *server.Faults, delays, replies, disconnects []string) error {
+	point := func(flag, v string) (*server.PointFault, string, error) {
+		name, spec, ok := strings.Cut(v, "=")
+		if !ok {
+			return nil, "", flagErrorf(flag, "%q: want POINT=...", v)
+		}
+		p, err := server.ParseFaultPoint(strings.TrimSpace(name))
+		if err != nil {
+			return nil, "", flagErrorf(flag, "%v", err)
+		}
+		return &f.Points[p], spec, nil
+	}
+	for _, v := range delays {
+		pf, spec, err := point("delay", v)
+		if err != nil {
+			return err
+		}
+		if pf.Delay, err = server.ParseDist(spec); err != nil {
+			return flagErrorf("delay", "%v", err)
+		}
+	}
+	for _, v := range replies {
+		pf, spec, err := point("reply", v)
+		if err != nil {
+			return err
+		}
+		if pf.Reply, pf.ReplyCode, pf.ReplyText, err = server.ParseFaultReply(spec); err != nil {
+			return flagErrorf("reply", "%v", err)
+		}
+	}
+	for _, v := range disconnects {
+		pf, spec, err := point("disconnect", v)
+		if err != nil {
+			return err
+		}
+		ps, code, with421 := strings.Cut(spec, ":")
+		if with421 && strings.TrimSpace(code) != "421" {
+			return flagErrorf("disconnect", "%q: only :421 may follow the probability", v)
+		}
+		if pf.Disconnect, err = server.ParseProbability(ps); err != nil {
+			return flagErrorf("disconnect", "%v", err)
+		}
+		pf.Disconnect421 = with421
+	}
+	return nil
 }
