@@ -54,11 +54,11 @@ func (r *runner) worker(id int) {
 			err := c.Send(m, &tr)
 			r.recordTxn(sh, &tr, err, m.Size())
 			if tr.NeedsReset {
-				r.timed(sh, pipeline.StepRset, c.Reset)
+				r.timed(sh, c, pipeline.StepRset, c.Reset)
 			}
 		}
 		if c.Usable() {
-			r.timed(sh, pipeline.StepQuit, c.Quit)
+			r.timed(sh, c, pipeline.StepQuit, c.Quit)
 		}
 		c.Close()
 		r.conns[id].Store(nil)
@@ -99,9 +99,8 @@ func (r *runner) connect(sh *shard, id int) (*pipeline.Conn, int64, bool) {
 		r.conns[id].Store(nil)
 		return nil, 0, false
 	}
-	t := mono.Now()
 	h, err := c.Hello()
-	if !r.stepDone(sh, pipeline.StepEHLO, t, h, err) || !h.OK() {
+	if !r.stepDone(sh, pipeline.StepEHLO, c.Sent(), h, err) || !h.OK() {
 		c.Close()
 		r.conns[id].Store(nil)
 		return nil, 0, false
@@ -109,11 +108,10 @@ func (r *runner) connect(sh *shard, id int) (*pipeline.Conn, int64, bool) {
 	return c, start, true
 }
 
-// timed runs a one-command step (RSET, QUIT) and records it.
-func (r *runner) timed(sh *shard, step pipeline.Step, f func() (pipeline.Reply, error)) {
-	t := mono.Now()
+// timed runs a one-command step (RSET, QUIT) on c and records it from when the command was written.
+func (r *runner) timed(sh *shard, c *pipeline.Conn, step pipeline.Step, f func() (pipeline.Reply, error)) {
 	rep, err := f()
-	r.stepDone(sh, step, t, rep, err)
+	r.stepDone(sh, step, c.Sent(), rep, err)
 }
 
 // stepDone records a step that started at t: its latency and reply, or its failure. It reports

@@ -101,6 +101,7 @@ type Conn struct {
 	chunking   bool
 	broken     bool // the server said 421 or the connection failed
 	deadline   time.Time
+	sent       int64  // when the last command was handed to the kernel (internal/mono)
 	text       []byte // text of the most recent reply's first line
 	closing    Reply  // the 421 that made the connection unusable
 }
@@ -181,7 +182,7 @@ func classify(err error) ErrorKind {
 	switch {
 	case err == nil:
 		return KindOther
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded) && !isTimeout(err):
+	case errors.Is(err, context.Canceled):
 		return KindCanceled
 	case isTimeout(err):
 		return KindTimeout
@@ -229,8 +230,13 @@ func (c *Conn) write(step Step, timeout time.Duration, p1, p2 []byte) (int64, er
 	if err != nil {
 		return 0, c.fail(step, err)
 	}
-	return mono.Now(), nil
+	c.sent = mono.Now()
+	return c.sent, nil
 }
+
+// Sent is when the most recent command was handed to the kernel (an internal/mono timestamp): the
+// start of its latency, as DESIGN.md's phases define it.
+func (c *Conn) Sent() int64 { return c.sent }
 
 // readReply reads one whole reply, multi-line or not. A 421 marks the connection unusable.
 func (c *Conn) readReply(step Step, timeout time.Duration) (Reply, error) {
@@ -333,12 +339,18 @@ func (c *Conn) Greeting() (Reply, error) {
 // from the offered extensions and the Options whether to pipeline and whether to use BDAT. It
 // fails when an extension the Options require (Mode On) is not offered.
 func (c *Conn) Hello() (Reply, error) {
+	if c.broken {
+		return Reply{}, &Error{Step: StepEHLO, Kind: KindClosed, Err: errNotUsable}
+	}
 	c.ext, c.maxSize, c.esmtp = 0, 0, false
 	c.out = append(append(append(c.out[:0], "EHLO "...), c.opts.LocalName...), '\r', '\n')
 	if _, err := c.write(StepEHLO, c.opts.Timeouts.Command, nil, nil); err != nil {
 		return Reply{}, err
 	}
 	r, err := c.readReplyLines(StepEHLO, c.opts.Timeouts.Command, true)
+	if !r.OK() {
+		c.ext, c.maxSize = 0, 0 // keywords only count in a positive reply
+	}
 	if err != nil {
 		return r, err
 	}

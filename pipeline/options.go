@@ -91,7 +91,8 @@ type Options struct {
 	BDAT bool
 	// Timeouts; zero fields take DefaultTimeouts.
 	Timeouts Timeouts
-	// ReadBuffer is the reply buffer size; default 4 KiB, at least 1 KiB.
+	// ReadBuffer is the reply buffer size; default 4 KiB, at least 1 KiB. A reply line longer
+	// than it (or than 4 KiB) is a protocol error.
 	ReadBuffer int
 	// Dialer dials; nil means a net.Dialer with Timeouts.Connect.
 	Dialer Dialer

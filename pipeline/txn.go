@@ -141,11 +141,11 @@ func (c *Conn) sendPipelined(m *Message, tr *Trace) error {
 		return err
 	}
 	for range m.To {
-		tr.Rcpt = append(tr.Rcpt, Timing{})
-		rt := &tr.Rcpt[len(tr.Rcpt)-1]
-		if err := c.readInto(rt, StepRcpt, sent, t.Command); err != nil {
+		var rt Timing
+		if err := c.readInto(&rt, StepRcpt, sent, t.Command); err != nil {
 			return err
 		}
+		tr.Rcpt = append(tr.Rcpt, rt) // only replies that came: none past a 421
 		if rt.Reply.OK() {
 			tr.Accepted++
 		}
@@ -176,11 +176,10 @@ func (c *Conn) sendPipelined(m *Message, tr *Trace) error {
 		if err != nil {
 			return err
 		}
-		var tmp Timing
-		if err := c.readInto(&tmp, StepBody, sent, t.DataTerm); err != nil {
+		if err := c.readInto(&tr.Body, StepBody, sent, t.DataTerm); err != nil {
 			return err
 		}
-		tr.Final, tr.ended = c.refusal(tr), true
+		tr.Final, tr.ended = c.refusal(tr), true // the empty message carried nothing
 		return nil
 	}
 	return c.sendBody(m, tr)
@@ -241,11 +240,11 @@ func (c *Conn) sendLockstep(m *Message, tr *Trace) error {
 		if err != nil {
 			return err
 		}
-		tr.Rcpt = append(tr.Rcpt, Timing{})
-		rt := &tr.Rcpt[len(tr.Rcpt)-1]
-		if err := c.readInto(rt, StepRcpt, sent, t.Command); err != nil {
+		var rt Timing
+		if err := c.readInto(&rt, StepRcpt, sent, t.Command); err != nil {
 			return err
 		}
+		tr.Rcpt = append(tr.Rcpt, rt) // only replies that came: none past a 421
 		if rt.Reply.OK() {
 			tr.Accepted++
 		}

@@ -222,16 +222,17 @@ func TestPipelinedRefusals(t *testing.T) {
 			replies:  mailOK + "550 5.1.1 a\r\n550 5.1.1 b\r\n" + startOK,
 			after354: []fakeStep{readData(), send("554 5.5.1 no valid recipients\r\n")},
 			want: wantTrace{mail: r250mail, rcpt: []Reply{reply(550, 5, 1, 1), reply(550, 5, 1, 1)}, data: r354,
-				final: reply(550, 5, 1, 1)}},
+				body: reply(554, 5, 5, 1), final: reply(550, 5, 1, 1)}},
 		{name: "354 with no recipient accepted, then 250", rcpts: 1,
 			replies:  mailOK + "550 5.1.1 a\r\n" + startOK,
 			after354: []fakeStep{readData(), send(queuedOK)},
-			want:     wantTrace{mail: r250mail, rcpt: []Reply{reply(550, 5, 1, 1)}, data: r354, final: reply(550, 5, 1, 1)}},
+			want: wantTrace{mail: r250mail, rcpt: []Reply{reply(550, 5, 1, 1)}, data: r354, body: r250ok,
+				final: reply(550, 5, 1, 1)}},
 		{name: "354 after MAIL refused", rcpts: 1,
 			replies:  "550 5.7.1 no\r\n" + rcptOK + startOK,
 			after354: []fakeStep{readData(), send("554 5.5.1 no\r\n")},
 			want: wantTrace{mail: reply(550, 5, 7, 1), rcpt: []Reply{r250rcpt}, data: r354, accepted: 1,
-				final: reply(550, 5, 7, 1)}},
+				body: reply(554, 5, 5, 1), final: reply(550, 5, 7, 1)}},
 		{name: "DATA refused", rcpts: 1,
 			replies: mailOK + rcptOK + "451 4.3.0 not now\r\n",
 			want: wantTrace{mail: r250mail, rcpt: []Reply{r250rcpt}, data: reply(451, 4, 3, 0), accepted: 1,
@@ -306,8 +307,10 @@ func TestPipelinedRefusals(t *testing.T) {
 				if len(data) != 1 || len(data[0]) != 0 {
 					t.Errorf("after 354 with nothing accepted the client sent %q, want only \".\\r\\n\"", data)
 				}
-				if tr.Body.Done != 0 {
-					t.Errorf("the end of an empty message was recorded as the body: %+v", tr.Body)
+				// Its reply is kept in Body, so every reply the server gave is counted, but
+				// it carries no message: Final stays the refusal and nothing is delivered.
+				if tr.Body.Done == 0 || tr.Delivered {
+					t.Errorf("the reply to the empty message: body %+v, delivered %v", tr.Body, tr.Delivered)
 				}
 			default:
 				want := string(m.Header) + string(m.Body())

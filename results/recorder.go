@@ -122,7 +122,8 @@ func (r *Recorder) Merge(o *Recorder) {
 			if r.hist[p] == nil {
 				r.hist[p] = NewHistogram()
 			}
-			r.hist[p].Merge(h)
+			// Values outside the range cannot happen with one geometry; count them if they do.
+			r.Clamped += r.hist[p].Merge(h)
 		}
 		for _, rc := range o.replies[p] {
 			r.addReplies(p, rc.key, rc.count)
