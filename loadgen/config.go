@@ -45,6 +45,10 @@ type Config struct {
 	BDAT       bool          `json:"bdat"`
 	// Timeouts bound every wait; zero fields take RFC 5321's.
 	Timeouts pipeline.Timeouts `json:"timeouts"`
+	// Retries is how often a temporary failure (a 4xx) is retried, for the recipients it
+	// deferred, after RetryBackoff·2^(k-1) (with jitter) for retry k. Default 0: no retries.
+	Retries      int           `json:"retries,omitempty"`
+	RetryBackoff time.Duration `json:"retry_backoff,omitempty"`
 
 	// Grace is how long messages in flight may take to finish once the run is told to stop;
 	// after it their connections are closed. Default 5s.
@@ -104,6 +108,9 @@ const (
 	DefaultTo         = "rcpt{n}@example.org"
 	DefaultDuration   = 10 * time.Second
 	DefaultGrace      = 5 * time.Second
+	// DefaultRetryBackoff is the wait before a first retry: RFC 5321 §4.5.4's 30 minutes, scaled
+	// down to benchmark time.
+	DefaultRetryBackoff = time.Second
 )
 
 // WithDefaults returns c with its zero fields set to their defaults.
@@ -131,6 +138,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Grace == 0 {
 		c.Grace = DefaultGrace
+	}
+	if c.Retries > 0 && c.RetryBackoff == 0 {
+		c.RetryBackoff = DefaultRetryBackoff
 	}
 	if c.Seed == 0 {
 		c.Seed = 1
@@ -164,6 +174,8 @@ func (c Config) Validate() error {
 	check(d.Size >= 2 && d.Size <= 1<<30, "Size", "must be 2 octets (one empty line) to 1 GiB, got %d", d.Size)
 	check(d.Recipients >= 1 && d.Recipients <= 100_000, "Recipients", "must be 1 to 100000, got %d", d.Recipients)
 	check(d.Grace >= 0, "Grace", "must not be negative, got %v", d.Grace)
+	check(d.Retries >= 0 && d.Retries <= 100, "Retries", "must be 0 to 100, got %d", d.Retries)
+	check(d.RetryBackoff >= 0, "RetryBackoff", "must not be negative, got %v", d.RetryBackoff)
 	if _, err := parseTemplate(d.From, true); err != nil {
 		check(false, "From", "%v", err)
 	}

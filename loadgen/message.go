@@ -101,8 +101,17 @@ func newComposer(cfg *Config, fixed *pipeline.Message) *composer {
 	return c
 }
 
+// only keeps the recipients at the given indexes (ascending) of the message just composed.
+func (c *composer) only(idx []int) {
+	for j, i := range idx {
+		c.msg.To[j] = c.msg.To[i]
+	}
+	c.msg.To = c.msg.To[:len(idx)]
+}
+
 // compose prepares message number n (counting from 0).
 func (c *composer) compose(n int64) *pipeline.Message {
+	c.msg.To = c.msg.To[:c.rcpts]
 	c.fromBuf = c.fromBuf[:0]
 	if !c.nullFrom {
 		c.fromBuf = c.from.appendTo(c.fromBuf, n)

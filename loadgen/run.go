@@ -234,8 +234,7 @@ func (r *runner) running() bool { return r.stopNew.Err() == nil }
 func (r *runner) claim() (int64, bool) {
 	n := r.next.Add(1) - 1
 	if n >= r.limit {
-		r.finish(StopMessages)
-		return 0, false
+		return 0, false // the run ends when the workers have nothing left, retries included
 	}
 	return n, true
 }

@@ -29,43 +29,142 @@ func replyKey(r pipeline.Reply) results.ReplyKey {
 	return results.ReplyKey{Code: r.Code, Enhanced: [3]uint16{r.Enhanced.Class, r.Enhanced.Subject, r.Enhanced.Detail}}
 }
 
-// worker is one session of the closed model: it connects, sends messages back to back (PerConn on
-// each connection, or all of them), and reconnects after QUIT, a 421 or a failure, until the run
-// stops.
+// worker is one session of the closed model: it sends messages back to back over one connection
+// (PerConn on each, or all of them), reconnects after QUIT, a 421 or a failure, and retries what a
+// temporary failure deferred, until the run stops or it has nothing left to send.
 func (r *runner) worker(id int) {
-	sh := r.shards[id%len(r.shards)]
-	comp := newComposer(&r.cfg, &r.fixed)
-	var tr pipeline.Trace
+	w := &workerState{r: r, id: id, sh: r.shards[id%len(r.shards)], comp: newComposer(&r.cfg, &r.fixed)}
+	w.retries.rng.Seed(r.cfg.Seed, uint64(id))
+	defer w.finish()
 	failures := 0
 	for r.running() {
-		c, sessStart, ok := r.connect(sh, id)
+		j, ok := w.nextJob()
 		if !ok {
-			failures++
-			r.backoff(failures)
-			continue
+			return
 		}
-		failures = 0
-		for sent := 0; r.running() && c.Usable() && (r.cfg.PerConn == 0 || sent < r.cfg.PerConn); sent++ {
-			n, ok := r.claim()
-			if !ok {
-				break
+		if w.c == nil {
+			if !w.connect() {
+				w.retries.jobs = append(w.retries.jobs, j) // it goes when a connection does
+				failures++
+				r.backoff(failures)
+				continue
 			}
-			m := comp.compose(n)
-			err := c.Send(m, &tr)
-			r.recordTxn(sh, &tr, err, m.Size())
-			if tr.NeedsReset {
-				r.timed(sh, c, pipeline.StepRset, c.Reset)
+			failures = 0
+		}
+		w.send(&j)
+		if !w.c.Usable() || r.cfg.PerConn > 0 && w.sent >= r.cfg.PerConn {
+			w.hangUp()
+		}
+	}
+}
+
+// workerState is what one worker keeps between messages.
+type workerState struct {
+	r       *runner
+	id      int
+	sh      *shard
+	comp    *composer
+	tr      pipeline.Trace
+	c       *pipeline.Conn
+	start   int64 // when the current connection's dial started
+	sent    int   // messages sent on it
+	retries retryQueue
+	claimed bool // no new message is left to claim
+}
+
+// nextJob returns a retry that is due, else a new message, else waits for the next retry. It
+// reports false when there is nothing left, or the run stopped while it waited.
+func (w *workerState) nextJob() (job, bool) {
+	for {
+		now := mono.Now()
+		if j, ok := w.retries.popDue(now); ok {
+			return j, true
+		}
+		if !w.claimed {
+			if n, ok := w.r.claim(); ok {
+				return job{n: n}, true
 			}
+			w.claimed = true
 		}
-		if c.Usable() {
-			r.timed(sh, c, pipeline.StepQuit, c.Quit)
+		due := w.retries.nextDue()
+		if due == 0 {
+			return job{}, false
 		}
-		c.Close()
-		r.conns[id].Store(nil)
-		end := mono.Now()
-		sh.mu.Lock()
-		sh.rec.Record(results.Session, end-sessStart)
-		sh.mu.Unlock()
+		t := time.NewTimer(time.Duration(due - now))
+		select {
+		case <-t.C:
+		case <-w.r.stopNew.Done():
+			t.Stop()
+			return job{}, false
+		}
+	}
+}
+
+func (w *workerState) connect() bool {
+	c, start, ok := w.r.connect(w.sh, w.id)
+	if ok {
+		w.c, w.start, w.sent = c, start, 0
+	}
+	return ok
+}
+
+// send sends one job and records it; what a temporary failure deferred is queued for a retry.
+func (w *workerState) send(j *job) {
+	r, c, tr := w.r, w.c, &w.tr
+	m := w.comp.compose(j.n)
+	if j.rcpts != nil {
+		w.comp.only(j.rcpts)
+	}
+	err := c.Send(m, tr)
+	w.sent++
+	again := deferred(tr, err, j.rcpts, r.cfg.Recipients)
+	retry := len(again) > 0 && j.attempt < r.cfg.Retries
+	o := outcome{
+		retry:     j.attempt > 0,
+		delivered: tr.Delivered && !j.delivered,
+		failed:    !tr.Delivered && !j.delivered && !retry,
+	}
+	r.recordTxn(w.sh, tr, err, m.Size(), o)
+	if retry {
+		next := job{n: j.n, attempt: j.attempt + 1, rcpts: again, delivered: j.delivered || tr.Delivered}
+		next.due = mono.Now() + w.retries.backoff(r.cfg.RetryBackoff, next.attempt)
+		w.retries.jobs = append(w.retries.jobs, next)
+	}
+	if tr.NeedsReset {
+		r.timed(w.sh, c, pipeline.StepRset, c.Reset)
+	}
+}
+
+// hangUp ends the current connection (with QUIT when it still can) and records the session.
+func (w *workerState) hangUp() {
+	if w.c == nil {
+		return
+	}
+	if w.c.Usable() {
+		w.r.timed(w.sh, w.c, pipeline.StepQuit, w.c.Quit)
+	}
+	w.c.Close()
+	w.r.conns[w.id].Store(nil)
+	end := mono.Now()
+	w.sh.mu.Lock()
+	w.sh.rec.Record(results.Session, end-w.start)
+	w.sh.mu.Unlock()
+	w.c = nil
+}
+
+// finish hangs up and counts the messages still waiting for a retry when the run ended.
+func (w *workerState) finish() {
+	w.hangUp()
+	var n int64
+	for _, j := range w.retries.jobs {
+		if !j.delivered {
+			n++
+		}
+	}
+	if n > 0 {
+		w.sh.mu.Lock()
+		w.sh.rec.Counts.Deferred += n
+		w.sh.mu.Unlock()
 	}
 }
 
@@ -149,11 +248,22 @@ func (r *runner) aborted() bool {
 	}
 }
 
+// outcome is what a transaction means for its message's counts.
+type outcome struct {
+	retry     bool // a retry, not the message's first try
+	delivered bool // the message is delivered now, for the first time
+	failed    bool // the message failed for good now
+}
+
 // recordTxn records one transaction from its trace, under the shard's lock once.
-func (r *runner) recordTxn(sh *shard, tr *pipeline.Trace, err error, size int) {
+func (r *runner) recordTxn(sh *shard, tr *pipeline.Trace, err error, size int, o outcome) {
 	sh.mu.Lock()
 	rec := sh.rec
-	rec.Counts.Messages++
+	if o.retry {
+		rec.Counts.Retries++
+	} else {
+		rec.Counts.Messages++
+	}
 	step := func(p results.Phase, t *pipeline.Timing) {
 		if t.Done != 0 {
 			rec.Record(p, t.Done-t.Sent)
@@ -171,10 +281,13 @@ func (r *runner) recordTxn(sh *shard, tr *pipeline.Trace, err error, size int) {
 		rec.Record(results.Txn, tr.End-tr.Start)
 	}
 	if tr.Delivered {
-		rec.Counts.Delivered++
 		rec.Counts.Recipients += int64(tr.Accepted)
 		rec.Counts.Bytes += int64(size)
-	} else {
+	}
+	if o.delivered {
+		rec.Counts.Delivered++
+	}
+	if o.failed {
 		rec.Counts.Failed++
 	}
 	sh.mu.Unlock()

@@ -25,19 +25,23 @@ type ReplyKey struct {
 
 // Counts are a run's totals.
 type Counts struct {
-	Messages   int64 `json:"messages"`   // transactions started
-	Delivered  int64 `json:"delivered"`  // messages the server accepted
-	Failed     int64 `json:"failed"`     // messages refused, or lost with their connection
-	Recipients int64 `json:"recipients"` // recipients accepted in delivered messages
-	Bytes      int64 `json:"bytes"`      // octets of delivered messages
-	Sessions   int64 `json:"sessions"`   // connections opened
-	Errors     int64 `json:"errors"`     // failures that were not replies: timeouts, resets, ...
+	Messages   int64 `json:"messages"`           // messages sent (first attempts)
+	Retries    int64 `json:"retries,omitempty"`  // further attempts after temporary failures
+	Delivered  int64 `json:"delivered"`          // messages the server accepted (for some recipient)
+	Failed     int64 `json:"failed"`             // messages refused for good, or lost with their connection
+	Deferred   int64 `json:"deferred,omitempty"` // messages still waiting for a retry when the run stopped
+	Recipients int64 `json:"recipients"`         // recipients accepted in delivered messages
+	Bytes      int64 `json:"bytes"`              // octets of delivered messages
+	Sessions   int64 `json:"sessions"`           // connections opened
+	Errors     int64 `json:"errors"`             // failures that were not replies: timeouts, resets, ...
 }
 
 func (c *Counts) add(o *Counts) {
 	c.Messages += o.Messages
+	c.Retries += o.Retries
 	c.Delivered += o.Delivered
 	c.Failed += o.Failed
+	c.Deferred += o.Deferred
 	c.Recipients += o.Recipients
 	c.Bytes += o.Bytes
 	c.Sessions += o.Sessions

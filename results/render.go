@@ -225,11 +225,17 @@ func renderSummary(w io.Writer, res *Result, o RenderOptions) error {
 	c := res.Totals
 	tp := res.Throughput
 	t := newTable(w, o)
-	t.Header("messages", "delivered", "failed", "recipients", "msgs/s", "MB/s", "duration", "stopped by")
-	if err := t.Append(strconv.FormatInt(c.Messages, 10), strconv.FormatInt(c.Delivered, 10),
-		strconv.FormatInt(c.Failed, 10), strconv.FormatInt(c.Recipients, 10),
+	header := []any{"messages", "delivered", "failed"}
+	row := []any{strconv.FormatInt(c.Messages, 10), strconv.FormatInt(c.Delivered, 10), strconv.FormatInt(c.Failed, 10)}
+	if c.Retries > 0 || c.Deferred > 0 { // only runs with --retry have these
+		header = append(header, "retries", "deferred")
+		row = append(row, strconv.FormatInt(c.Retries, 10), strconv.FormatInt(c.Deferred, 10))
+	}
+	t.Header(append(header, "recipients", "msgs/s", "MB/s", "duration", "stopped by")...)
+	row = append(row, strconv.FormatInt(c.Recipients, 10),
 		strconv.FormatFloat(tp.MessagesPerS, 'f', 0, 64), strconv.FormatFloat(tp.BytesPerS/1e6, 'f', 2, 64),
-		time.Duration(tp.Seconds*float64(time.Second)).Round(time.Millisecond).String(), res.StopReason); err != nil {
+		time.Duration(tp.Seconds*float64(time.Second)).Round(time.Millisecond).String(), res.StopReason)
+	if err := t.Append(row...); err != nil {
 		return err
 	}
 	return t.Render()

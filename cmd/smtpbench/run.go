@@ -30,19 +30,20 @@ result is printed and written to --out all the same.
 
 // runFlags are run's flags, parsed into a loadgen.Config.
 type runFlags struct {
-	cfg        loadgen.Config
-	sessions   positive
-	messages   int64
-	duration   duration
-	perConn    int
-	size       byteSize
-	rcpts      positive
-	pipelining string
-	timeout    duration
-	grace      duration
-	out        string
-	hlog       string
-	output     outputFlags
+	cfg          loadgen.Config
+	sessions     positive
+	messages     int64
+	duration     duration
+	perConn      int
+	size         byteSize
+	rcpts        positive
+	pipelining   string
+	timeout      duration
+	retryBackoff duration
+	grace        duration
+	out          string
+	hlog         string
+	output       outputFlags
 }
 
 func (f *runFlags) register(fs *flag.FlagSet) {
@@ -63,6 +64,9 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.cfg.LocalName, "helo", "smtpbench.localhost", "`NAME` to send with EHLO")
 	fs.StringVar(&f.pipelining, "pipelining", "auto", "`MODE`: auto (when offered), on (required), off")
 	fs.BoolVar(&f.cfg.BDAT, "bdat", false, "send messages with BDAT (CHUNKING) instead of DATA")
+	fs.IntVar(&f.cfg.Retries, "retry", 0, "retry a temporary failure (4xx) up to `N` times, for the recipients it deferred")
+	f.retryBackoff = duration(loadgen.DefaultRetryBackoff)
+	fs.Var(&f.retryBackoff, "retry-backoff", "wait `D` before a first retry, doubling each time, with jitter")
 	fs.Var(&f.timeout, "timeout", "bound every wait for the server by `D` (default: RFC 5321's, 2 to 10 minutes)")
 	f.grace = duration(loadgen.DefaultGrace)
 	fs.Var(&f.grace, "grace", "at a stop, messages in flight get `D` to finish")
@@ -78,6 +82,7 @@ func (f *runFlags) config(target pipeline.Target) (loadgen.Config, error) {
 	cfg.Sessions, cfg.Messages, cfg.Duration = int(f.sessions), f.messages, time.Duration(f.duration)
 	cfg.PerConn, cfg.Size, cfg.Recipients = f.perConn, int(f.size), int(f.rcpts)
 	cfg.Grace = time.Duration(f.grace)
+	cfg.RetryBackoff = time.Duration(f.retryBackoff)
 	var err error
 	if cfg.Pipelining, err = pipeline.ParseMode(f.pipelining); err != nil {
 		return cfg, flagErrorf("pipelining", "%v", err)
@@ -106,6 +111,7 @@ func (f *runFlags) config(target pipeline.Target) (loadgen.Config, error) {
 var runFlagNames = map[string]string{
 	"Sessions": "c", "Messages": "n", "Duration": "d", "PerConn": "per-conn", "Size": "size",
 	"Recipients": "rcpts", "From": "from", "To": "to", "LocalName": "helo", "Grace": "grace",
+	"Retries": "retry", "RetryBackoff": "retry-backoff",
 }
 
 func runRun(ctx context.Context, e *env, args []string) error {
