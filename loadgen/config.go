@@ -50,6 +50,20 @@ type Config struct {
 	Retries      int           `json:"retries,omitempty"`
 	RetryBackoff time.Duration `json:"retry_backoff,omitempty"`
 
+	// Rate, when positive, makes the run open: message k is due at its slot, start + k/Rate (or
+	// Poisson arrivals at that rate), whatever the server's pace. Stages ramp the rate instead
+	// (they override Rate and Duration). Sessions then is the pool's initial size, and it grows
+	// up to MaxSessions; a message whose slot finds every session busy waits in a backlog of at
+	// most MaxBacklog (late), beyond which it is dropped.
+	Rate        float64 `json:"rate,omitempty"`
+	Stages      []Stage `json:"stages,omitempty"`
+	Arrival     Arrival `json:"arrival,omitempty"`
+	MaxSessions int     `json:"max_sessions,omitempty"` // default max(100, Sessions)
+	MaxBacklog  int     `json:"max_backlog,omitempty"`  // default one second of the peak rate, at least 100
+	// Warmup leaves the first part of the run out of the histograms and totals (the timeline
+	// still shows it).
+	Warmup time.Duration `json:"warmup,omitempty"`
+
 	// Grace is how long messages in flight may take to finish once the run is told to stop;
 	// after it their connections are closed. Default 5s.
 	Grace time.Duration `json:"grace"`
@@ -64,6 +78,36 @@ type Config struct {
 	// OnInterval, when set, is called once per interval (a second) from one goroutine with what
 	// the interval recorded; rec is reused afterwards and must not be kept.
 	OnInterval func(rec *results.Recorder, from, to time.Time) `json:"-"`
+	// Progress, when set, is called once per interval with the live figures.
+	Progress func(Progress) `json:"-"`
+}
+
+// Open reports whether the run follows an arrival schedule (the open model).
+func (c Config) Open() bool { return c.Rate > 0 || len(c.Stages) > 0 }
+
+// stages returns the schedule of an open run: the configured stages, or one stage at Rate for
+// the duration (or for as long as Messages take at Rate).
+func (c Config) stages() []Stage {
+	if len(c.Stages) > 0 {
+		return c.Stages
+	}
+	d := c.Duration
+	if c.Messages > 0 {
+		byCount := time.Duration(float64(c.Messages) / c.Rate * float64(time.Second))
+		if d == 0 || byCount < d {
+			d = byCount + time.Duration(float64(time.Second)/c.Rate) // room for the last slot
+		}
+	}
+	return []Stage{{Duration: d, From: c.Rate, To: c.Rate}}
+}
+
+// peakRate is the highest rate of the schedule.
+func (c Config) peakRate() float64 {
+	peak := c.Rate
+	for _, st := range c.Stages {
+		peak = max(peak, st.From, st.To)
+	}
+	return peak
 }
 
 // Describe says in a line what the load is.
@@ -142,6 +186,20 @@ func (c Config) WithDefaults() Config {
 	if c.Retries > 0 && c.RetryBackoff == 0 {
 		c.RetryBackoff = DefaultRetryBackoff
 	}
+	if len(c.Stages) > 0 {
+		c.Duration = 0
+		for _, st := range c.Stages {
+			c.Duration += st.Duration
+		}
+	}
+	if c.Open() {
+		if c.MaxSessions == 0 {
+			c.MaxSessions = max(100, c.Sessions)
+		}
+		if c.MaxBacklog == 0 {
+			c.MaxBacklog = max(100, int(c.peakRate()))
+		}
+	}
 	if c.Seed == 0 {
 		c.Seed = 1
 	}
@@ -175,6 +233,17 @@ func (c Config) Validate() error {
 	check(d.Recipients >= 1 && d.Recipients <= 100_000, "Recipients", "must be 1 to 100000, got %d", d.Recipients)
 	check(d.Grace >= 0, "Grace", "must not be negative, got %v", d.Grace)
 	check(d.Retries >= 0 && d.Retries <= 100, "Retries", "must be 0 to 100, got %d", d.Retries)
+	check(d.Rate >= 0 && d.Rate <= 10_000_000, "Rate", "must be 0 to 10000000 messages per second, got %g", d.Rate)
+	for i, st := range d.Stages {
+		check(st.Duration > 0 && st.From >= 0 && st.To >= 0, "Stages", "stage %d needs a positive duration and rates of at least 0", i+1)
+	}
+	check(d.Warmup >= 0, "Warmup", "must not be negative, got %v", d.Warmup)
+	if d.Open() {
+		check(d.MaxSessions >= d.Sessions && d.MaxSessions <= 1_000_000, "MaxSessions",
+			"must be at least Sessions (%d) and at most 1000000, got %d", d.Sessions, d.MaxSessions)
+		check(d.MaxBacklog >= 1 && d.MaxBacklog <= 10_000_000, "MaxBacklog", "must be 1 to 10000000, got %d", d.MaxBacklog)
+		check(d.Warmup < d.Duration || d.Duration == 0, "Warmup", "%v is not shorter than the run (%v)", d.Warmup, d.Duration)
+	}
 	check(d.RetryBackoff >= 0, "RetryBackoff", "must not be negative, got %v", d.RetryBackoff)
 	if _, err := parseTemplate(d.From, true); err != nil {
 		check(false, "From", "%v", err)

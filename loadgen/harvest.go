@@ -19,7 +19,8 @@ type harvester struct {
 	total    *results.Recorder
 	timeline []results.Interval
 	every    time.Duration
-	last     int64 // when the previous interval ended
+	last     int64          // when the previous interval ended
+	seen     results.Counts // everything so far, warm-up included, for progress
 }
 
 func newHarvester(r *runner) *harvester {
@@ -32,19 +33,31 @@ func newHarvester(r *runner) *harvester {
 	return h
 }
 
-// loop harvests every interval until done is closed.
+// loop harvests every interval until done is closed, and once more exactly at the end of the
+// warm-up, so that no interval straddles it.
 func (h *harvester) loop(done <-chan struct{}) {
 	t := time.NewTicker(h.every)
 	defer t.Stop()
+	var warm <-chan time.Time
+	if h.r.cfg.Warmup > 0 {
+		wt := time.NewTimer(time.Until(mono.Time(h.warmupEnd())))
+		defer wt.Stop()
+		warm = wt.C
+	}
 	for {
 		select {
 		case <-t.C:
 			h.harvest(mono.Now())
+		case <-warm:
+			h.harvest(h.warmupEnd())
+			t.Reset(h.every) // intervals now start at the end of the warm-up
 		case <-done:
 			return
 		}
 	}
 }
+
+func (h *harvester) warmupEnd() int64 { return h.r.startMon + int64(h.r.cfg.Warmup) }
 
 // harvest collects the interval that ends at now.
 func (h *harvester) harvest(now int64) {
@@ -55,12 +68,16 @@ func (h *harvester) harvest(now int64) {
 		h.interval.Merge(h.spares[i])
 		h.spares[i].Reset()
 	}
+	c := &h.interval.Counts
 	iv := results.Interval{
 		Offset:    float64(now-h.r.startMon) / 1e9,
-		Messages:  h.interval.Counts.Messages,
-		Delivered: h.interval.Counts.Delivered,
-		Failed:    h.interval.Counts.Failed,
-		Errors:    h.interval.Counts.Errors,
+		Messages:  c.Messages,
+		Delivered: c.Delivered,
+		Failed:    c.Failed,
+		Errors:    c.Errors,
+		Late:      c.Late,
+		Dropped:   c.Dropped,
+		Warmup:    h.r.cfg.Warmup > 0 && now <= h.warmupEnd(),
 	}
 	if th := h.interval.Histogram(results.Txn); th != nil && th.TotalCount() > 0 {
 		iv.TxnP50, iv.TxnP99 = th.ValueAtPercentile(50), th.ValueAtPercentile(99)
@@ -72,7 +89,47 @@ func (h *harvester) harvest(now int64) {
 	if f := h.r.cfg.OnInterval; f != nil {
 		f(h.interval, mono.Time(h.last), mono.Time(now))
 	}
+	if !iv.Warmup { // the warm-up stays out of the totals and histograms
+		h.total.Merge(h.interval)
+	}
+	h.seen.Messages += c.Messages
+	h.seen.Delivered += c.Delivered
+	h.seen.Errors += c.Errors
+	h.seen.Late += c.Late
+	h.seen.Dropped += c.Dropped
+	if f := h.r.cfg.Progress; f != nil && h.last != now {
+		f(h.progress(iv, now))
+	}
 	h.last = now
-	h.total.Merge(h.interval)
 	h.interval.Reset()
+}
+
+// progress builds the live figures of the interval that ended at now.
+func (h *harvester) progress(iv results.Interval, now int64) Progress {
+	r := h.r
+	secs := float64(now-h.last) / 1e9
+	p := Progress{
+		Elapsed:   time.Duration(now - r.startMon),
+		Sent:      h.seen.Messages,
+		Delivered: h.seen.Delivered,
+		Rate:      float64(iv.Delivered) / secs,
+		Sessions:  int(r.active.Load()),
+		TxnP50:    iv.TxnP50,
+		TxnP99:    iv.TxnP99,
+		Errors:    h.seen.Errors,
+		Late:      h.seen.Late,
+		Dropped:   h.seen.Dropped,
+		Warmup:    iv.Warmup,
+	}
+	if r.cfg.Duration > 0 {
+		p.Total = r.cfg.Duration
+	}
+	if r.cfg.Messages > 0 {
+		p.Messages = r.cfg.Messages
+	}
+	if r.plan != nil {
+		t0, t1 := float64(h.last-r.startMon)/1e9, float64(now-r.startMon)/1e9
+		p.TargetRate = (r.plan.expected(t1) - r.plan.expected(t0)) / secs
+	}
+	return p
 }

@@ -15,6 +15,8 @@ type job struct {
 	rcpts     []int // nil: every recipient; else the indexes still to deliver
 	delivered bool  // an earlier attempt delivered it to some recipients
 	due       int64 // internal/mono time a retry may go
+	slot      int64 // open model: when the schedule said it was due (0 in the closed model)
+	late      bool  // open model: its slot found every session busy
 }
 
 // retryQueue holds a worker's deferred messages.

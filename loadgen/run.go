@@ -73,6 +73,14 @@ type runner struct {
 
 	start    time.Time
 	startMon int64
+
+	// The pool of session workers, and for the open model its schedule and queue.
+	wg     sync.WaitGroup
+	pool   atomic.Int32 // workers started
+	idle   atomic.Int32 // workers waiting for a message
+	active atomic.Int32 // connected sessions
+	plan   *plan
+	jobs   chan job
 }
 
 func newRunner(cfg Config) *runner {
@@ -92,7 +100,13 @@ func newRunner(cfg Config) *runner {
 	for i := range r.shards {
 		r.shards[i] = &shard{rec: results.NewRecorder()}
 	}
-	r.conns = make([]atomic.Pointer[pipeline.Conn], cfg.Sessions)
+	sessions := cfg.Sessions
+	if cfg.Open() {
+		sessions = cfg.MaxSessions
+		r.plan = newPlan(cfg.stages())
+		r.jobs = make(chan job, cfg.MaxBacklog)
+	}
+	r.conns = make([]atomic.Pointer[pipeline.Conn], sessions)
 	return r
 }
 
@@ -145,20 +159,25 @@ func (r *runner) run(ctx context.Context, probe probeResult) (*results.Result, e
 	r.dialCtx = dialCtx
 	r.start, r.startMon = time.Now(), mono.Now()
 
-	// Stop on the caller's context, or after the duration.
+	// Stop on the caller's context, or after the duration (the open model's schedule ends by
+	// itself).
 	unwatch := context.AfterFunc(ctx, func() { r.finish(StopInterrupted) })
 	defer unwatch()
-	if r.cfg.Duration > 0 {
+	if r.cfg.Duration > 0 && !r.cfg.Open() {
 		t := time.AfterFunc(r.cfg.Duration, func() { r.finish(StopDuration) })
 		defer t.Stop()
 	}
+	cpu0 := cpuTime()
 
-	var wg sync.WaitGroup
-	for i := range r.cfg.Sessions {
-		wg.Go(func() { r.worker(i) })
+	for range r.cfg.Sessions {
+		r.spawn()
+	}
+	scheduleDone := make(chan struct{})
+	if r.cfg.Open() {
+		go func() { r.dispatch(); close(scheduleDone) }()
 	}
 	workersDone := make(chan struct{})
-	go func() { wg.Wait(); close(workersDone) }()
+	go func() { r.wg.Wait(); close(workersDone) }()
 
 	h := newHarvester(r)
 	harvestDone := make(chan struct{})
@@ -167,30 +186,35 @@ func (r *runner) run(ctx context.Context, probe probeResult) (*results.Result, e
 
 	select {
 	case <-workersDone:
-	case <-stopNew.Done():
-		// Stopped by time or interrupt: the messages in flight get the grace period.
+	case <-scheduleDone:
+		// The whole schedule was handed out: what is queued and in flight gets the grace period.
 		select {
 		case <-workersDone:
 		case <-time.After(r.cfg.Grace):
-		case <-abort:
+			r.finish(StopSchedule)
+			r.abortInFlight(workersDone, cancelDials)
+		case <-stopNew.Done():
+			r.graceThenAbort(workersDone, abort, cancelDials)
 		}
-		select {
-		case <-workersDone:
-		default:
-			close(r.abort)
-			cancelDials()
-			for i := range r.conns {
-				if c := r.conns[i].Load(); c != nil {
-					c.NetConn().Close()
-				}
-			}
-			<-workersDone
-		}
+	case <-stopNew.Done():
+		r.graceThenAbort(workersDone, abort, cancelDials)
 	}
 	end := time.Now()
+	cpu := cpuTime() - cpu0
+	if r.cfg.Open() && r.limit == math.MaxInt64 {
+		r.finish(StopSchedule)
+	}
 	r.finish(StopMessages) // no-op when something else stopped the run first
 	<-harvestDone
 	h.harvest(mono.Now())
+	// Messages still queued when the run stopped were never sent: they are dropped.
+	unsent := int64(0)
+	if r.jobs != nil {
+		for range r.jobs {
+			unsent++
+		}
+	}
+	h.total.Counts.Dropped += unsent
 
 	res := &results.Result{
 		Kind:        results.Kind,
@@ -205,6 +229,16 @@ func (r *runner) run(ctx context.Context, probe probeResult) (*results.Result, e
 		StopReason:  r.reason.Load().(string),
 		Timeline:    h.timeline,
 	}
+	if r.cfg.Warmup > 0 {
+		res.MeasuredFrom = r.start.Add(r.cfg.Warmup)
+	}
+	if r.cfg.Open() {
+		// Over the measured window: the schedule after the warm-up.
+		w := min(r.cfg.Warmup.Seconds(), r.plan.end)
+		if r.plan.end > w {
+			res.Throughput.TargetPerS = (r.plan.total - r.plan.expected(w)) / (r.plan.end - w)
+		}
+	}
 	cfgJSON, err := json.Marshal(r.cfg)
 	if err != nil {
 		return nil, err
@@ -217,8 +251,59 @@ func (r *runner) run(ctx context.Context, probe probeResult) (*results.Result, e
 	if err := res.Fill(h.total); err != nil {
 		return nil, err
 	}
+	res.Notes = append(res.Notes, r.bottleneckNotes(res, cpu, end.Sub(r.start))...)
 	return res, nil
 }
+
+// graceThenAbort gives the messages in flight the grace period after a stop (or until abort is
+// closed), then closes what is still open.
+func (r *runner) graceThenAbort(workersDone, abort <-chan struct{}, cancelDials func()) {
+	select {
+	case <-workersDone:
+		return
+	case <-time.After(r.cfg.Grace):
+	case <-abort:
+	}
+	r.abortInFlight(workersDone, cancelDials)
+}
+
+// abortInFlight closes every connection still open and waits for the workers.
+func (r *runner) abortInFlight(workersDone <-chan struct{}, cancelDials func()) {
+	select {
+	case <-workersDone:
+		return
+	default:
+	}
+	close(r.abort)
+	cancelDials()
+	for i := range r.conns {
+		if c := r.conns[i].Load(); c != nil {
+			c.NetConn().Close()
+		}
+	}
+	<-workersDone
+}
+
+// bottleneckNotes warn when the generator, not the server, may have set the pace: its CPU was
+// saturated, or it handed messages out late against its own schedule.
+func (r *runner) bottleneckNotes(res *results.Result, cpu, wall time.Duration) []string {
+	var notes []string
+	procs := runtime.GOMAXPROCS(0)
+	if wall > 0 && cpu > 0 {
+		if share := cpu.Seconds() / (wall.Seconds() * float64(procs)); share > 0.9 {
+			notes = append(notes, fmt.Sprintf("warning: smtpbench used %.0f%% of its %d CPUs: the generator itself may have "+
+				"been the bottleneck (in-process sink included, when there is one)", 100*share, procs))
+		}
+	}
+	if p := res.Phase(results.Sched.String()); p != nil && r.cfg.Open() && p.P99 > schedLagWarning {
+		notes = append(notes, fmt.Sprintf("warning: the generator handed messages out up to %s late against its "+
+			"schedule (sched p99): it, not the server, may have set the pace", results.FormatNs(p.P99)))
+	}
+	return notes
+}
+
+// schedLagWarning is the generator lag (sched p99) above which a run warns.
+const schedLagWarning = int64(time.Millisecond)
 
 // finish stops new work, recording why the run stopped (the first reason wins).
 func (r *runner) finish(reason string) {

@@ -69,41 +69,79 @@ type workerState struct {
 	start   int64 // when the current connection's dial started
 	sent    int   // messages sent on it
 	retries retryQueue
-	claimed bool // no new message is left to claim
+	claimed bool  // no new message is left to claim
+	lastEnd int64 // when the previous transaction on this connection ended (0: none)
+	timer   *time.Timer
 }
 
-// nextJob returns a retry that is due, else a new message, else waits for the next retry. It
-// reports false when there is nothing left, or the run stopped while it waited.
+// nextJob returns a retry that is due, else a new message (the next slot's, in the open model),
+// else waits for the next retry. It reports false when there is nothing left, or the run stopped
+// while it waited.
 func (w *workerState) nextJob() (job, bool) {
+	r := w.r
 	for {
 		now := mono.Now()
 		if j, ok := w.retries.popDue(now); ok {
 			return j, true
 		}
+		var retryC <-chan time.Time
+		if due := w.retries.nextDue(); due != 0 {
+			retryC = w.wake(due - now)
+		}
+		if r.jobs != nil && !w.claimed {
+			r.idle.Add(1)
+			select {
+			case j, ok := <-r.jobs:
+				r.idle.Add(-1)
+				if ok {
+					return j, true
+				}
+				w.claimed = true // the schedule is over
+			case <-retryC:
+				r.idle.Add(-1)
+			case <-r.stopNew.Done():
+				r.idle.Add(-1)
+				return job{}, false
+			}
+			continue
+		}
 		if !w.claimed {
-			if n, ok := w.r.claim(); ok {
+			if n, ok := r.claim(); ok {
 				return job{n: n}, true
 			}
 			w.claimed = true
 		}
-		due := w.retries.nextDue()
-		if due == 0 {
+		if retryC == nil {
 			return job{}, false
 		}
-		t := time.NewTimer(time.Duration(due - now))
 		select {
-		case <-t.C:
-		case <-w.r.stopNew.Done():
-			t.Stop()
+		case <-retryC:
+		case <-r.stopNew.Done():
 			return job{}, false
 		}
 	}
 }
 
+// wake returns a channel that fires after d, from a timer the worker reuses.
+func (w *workerState) wake(d int64) <-chan time.Time {
+	if w.timer == nil {
+		w.timer = time.NewTimer(time.Duration(d))
+	} else {
+		w.timer.Stop()
+		select { // drop a stale tick
+		case <-w.timer.C:
+		default:
+		}
+		w.timer.Reset(time.Duration(d))
+	}
+	return w.timer.C
+}
+
 func (w *workerState) connect() bool {
 	c, start, ok := w.r.connect(w.sh, w.id)
 	if ok {
-		w.c, w.start, w.sent = c, start, 0
+		w.c, w.start, w.sent, w.lastEnd = c, start, 0, 0
+		w.r.active.Add(1)
 	}
 	return ok
 }
@@ -117,9 +155,17 @@ func (w *workerState) send(j *job) {
 	}
 	err := c.Send(m, tr)
 	w.sent++
+	if j.slot == 0 && w.lastEnd != 0 && tr.Start != 0 {
+		// Closed model: the generator's own time between two messages of a session.
+		w.sh.mu.Lock()
+		w.sh.rec.Record(results.Sched, tr.Start-w.lastEnd)
+		w.sh.mu.Unlock()
+	}
+	w.lastEnd = tr.End
 	again := deferred(tr, err, j.rcpts, r.cfg.Recipients)
 	retry := len(again) > 0 && j.attempt < r.cfg.Retries
 	o := outcome{
+		slot:      j.slot,
 		retry:     j.attempt > 0,
 		delivered: tr.Delivered && !j.delivered,
 		failed:    !tr.Delivered && !j.delivered && !retry,
@@ -132,6 +178,7 @@ func (w *workerState) send(j *job) {
 	}
 	if tr.NeedsReset {
 		r.timed(w.sh, c, pipeline.StepRset, c.Reset)
+		w.lastEnd = 0
 	}
 }
 
@@ -144,6 +191,7 @@ func (w *workerState) hangUp() {
 		w.r.timed(w.sh, w.c, pipeline.StepQuit, w.c.Quit)
 	}
 	w.c.Close()
+	w.r.active.Add(-1)
 	w.r.conns[w.id].Store(nil)
 	end := mono.Now()
 	w.sh.mu.Lock()
@@ -250,9 +298,10 @@ func (r *runner) aborted() bool {
 
 // outcome is what a transaction means for its message's counts.
 type outcome struct {
-	retry     bool // a retry, not the message's first try
-	delivered bool // the message is delivered now, for the first time
-	failed    bool // the message failed for good now
+	slot      int64 // open model: the message's slot, for its response time
+	retry     bool  // a retry, not the message's first try
+	delivered bool  // the message is delivered now, for the first time
+	failed    bool  // the message failed for good now
 }
 
 // recordTxn records one transaction from its trace, under the shard's lock once.
@@ -279,6 +328,9 @@ func (r *runner) recordTxn(sh *shard, tr *pipeline.Trace, err error, size int, o
 	step(results.Bdat, &tr.Bdat)
 	if err == nil && !tr.Final.IsZero() {
 		rec.Record(results.Txn, tr.End-tr.Start)
+		if o.slot != 0 && !o.retry {
+			rec.Record(results.Response, tr.End-o.slot)
+		}
 	}
 	if tr.Delivered {
 		rec.Counts.Recipients += int64(tr.Accepted)

@@ -19,13 +19,16 @@ const (
 	Bdat                  // BDAT chunk → reply
 	Rset                  // RSET → reply
 	Quit                  // QUIT → reply
-	Txn                   // MAIL written → final reply of the message
+	Txn                   // MAIL written → final reply of the message (service time)
+	Response              // open model: the message's slot → its final reply (response time)
 	Session               // dial start → connection closed
+	Sched                 // the generator's own lag: slot → hand-off (open), or between messages (closed)
 	NumPhases
 )
 
 var phaseNames = [NumPhases]string{
-	"connect", "greeting", "ehlo", "mail", "rcpt", "data", "body", "bdat", "rset", "quit", "txn", "session",
+	"connect", "greeting", "ehlo", "mail", "rcpt", "data", "body", "bdat", "rset", "quit", "txn", "response",
+	"session", "sched",
 }
 
 func (p Phase) String() string {

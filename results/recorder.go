@@ -34,6 +34,10 @@ type Counts struct {
 	Bytes      int64 `json:"bytes"`              // octets of delivered messages
 	Sessions   int64 `json:"sessions"`           // connections opened
 	Errors     int64 `json:"errors"`             // failures that were not replies: timeouts, resets, ...
+	// Open model.
+	Scheduled int64 `json:"scheduled,omitempty"` // slots the schedule handed out
+	Late      int64 `json:"late,omitempty"`      // messages that found every session busy at their slot
+	Dropped   int64 `json:"dropped,omitempty"`   // messages refused by a full backlog, never sent
 }
 
 func (c *Counts) add(o *Counts) {
@@ -46,6 +50,9 @@ func (c *Counts) add(o *Counts) {
 	c.Bytes += o.Bytes
 	c.Sessions += o.Sessions
 	c.Errors += o.Errors
+	c.Scheduled += o.Scheduled
+	c.Late += o.Late
+	c.Dropped += o.Dropped
 }
 
 type replyCount struct {

@@ -231,9 +231,15 @@ func renderSummary(w io.Writer, res *Result, o RenderOptions) error {
 		header = append(header, "retries", "deferred")
 		row = append(row, strconv.FormatInt(c.Retries, 10), strconv.FormatInt(c.Deferred, 10))
 	}
-	t.Header(append(header, "recipients", "msgs/s", "MB/s", "duration", "stopped by")...)
-	row = append(row, strconv.FormatInt(c.Recipients, 10),
-		strconv.FormatFloat(tp.MessagesPerS, 'f', 0, 64), strconv.FormatFloat(tp.BytesPerS/1e6, 'f', 2, 64),
+	header = append(header, "recipients")
+	row = append(row, strconv.FormatInt(c.Recipients, 10))
+	if tp.TargetPerS > 0 { // the open model: what was asked against what was achieved
+		header = append(header, "late", "dropped", "target msgs/s")
+		row = append(row, strconv.FormatInt(c.Late, 10), strconv.FormatInt(c.Dropped, 10),
+			strconv.FormatFloat(tp.TargetPerS, 'f', 0, 64))
+	}
+	t.Header(append(header, "msgs/s", "MB/s", "duration", "stopped by")...)
+	row = append(row, strconv.FormatFloat(tp.MessagesPerS, 'f', 0, 64), strconv.FormatFloat(tp.BytesPerS/1e6, 'f', 2, 64),
 		time.Duration(tp.Seconds*float64(time.Second)).Round(time.Millisecond).String(), res.StopReason)
 	if err := t.Append(row...); err != nil {
 		return err

@@ -30,7 +30,9 @@ type Result struct {
 	RunID  string    `json:"run_id"`
 	Start  time.Time `json:"start"`
 	End    time.Time `json:"end"`
-	Target string    `json:"target"`
+	// MeasuredFrom is when the histograms and totals start: after the warm-up, if any.
+	MeasuredFrom time.Time `json:"measured_from,omitzero"`
+	Target       string    `json:"target"`
 	// Description says in a line what the load was ("10 sessions, 1 KiB body, PIPELINING+DATA").
 	Description string          `json:"description,omitempty"`
 	Config      json.RawMessage `json:"config,omitempty"` // the effective load configuration
@@ -57,6 +59,8 @@ type Host struct {
 
 // Throughput is what the run achieved over its measured duration.
 type Throughput struct {
+	// TargetPerS is the open model's target rate (scheduled messages over the schedule).
+	TargetPerS    float64 `json:"target_per_s,omitempty"`
 	Seconds       float64 `json:"seconds"`
 	MessagesPerS  float64 `json:"messages_per_s"`
 	RecipientsPer float64 `json:"recipients_per_s"`
@@ -105,6 +109,11 @@ type Interval struct {
 	// TxnHist is the interval's txn histogram (V2 compressed, base64), so that merge can
 	// combine timelines exactly.
 	TxnHist string `json:"txn_histogram,omitempty"`
+	// Warmup marks an interval of the warm-up, left out of the totals and histograms.
+	Warmup bool `json:"warmup,omitempty"`
+	// Late and Dropped count the open model's messages of the interval.
+	Late    int64 `json:"late,omitempty"`
+	Dropped int64 `json:"dropped,omitempty"`
 }
 
 var summaryPercentiles = []float64{50, 90, 99, 99.9, 99.99}
@@ -159,8 +168,12 @@ func (res *Result) Fill(rec *Recorder) error {
 }
 
 func (res *Result) computeThroughput() {
-	secs := res.End.Sub(res.Start).Seconds()
-	res.Throughput = Throughput{Seconds: secs}
+	from := res.Start
+	if !res.MeasuredFrom.IsZero() {
+		from = res.MeasuredFrom
+	}
+	secs := res.End.Sub(from).Seconds()
+	res.Throughput = Throughput{Seconds: secs, TargetPerS: res.Throughput.TargetPerS}
 	if secs > 0 {
 		res.Throughput.MessagesPerS = float64(res.Totals.Delivered) / secs
 		res.Throughput.RecipientsPer = float64(res.Totals.Recipients) / secs

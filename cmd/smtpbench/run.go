@@ -18,7 +18,13 @@ import (
 const runHelp = `
 Benchmark an SMTP server: run concurrent SMTP sessions that send generated messages, and print the
 latency of every phase (connect, greeting, ehlo, mail, rcpt, data, body, bdat, rset, quit, txn,
-session) with a summary.
+response, session, sched) with a summary.
+
+Closed model (the default): -c sessions send messages back to back. Open model (--rate or
+--stages): message k is due at its slot, start + k/rate, whatever the server's pace; a slot that
+finds every session busy waits (late) while the pool grows up to --max-sessions, and a full
+--max-backlog drops it. txn is timed from when a message started, response from its slot: the gap
+between them is the coordinated omission a closed-loop tool hides.
 
 TARGET is host:port, [v6]:port or unix:/path. Without a TARGET, the bundled sink starts in this
 process on a loopback port and is benchmarked.
@@ -41,6 +47,11 @@ type runFlags struct {
 	timeout      duration
 	retryBackoff duration
 	grace        duration
+	rate         float64
+	stages       string
+	arrival      string
+	warmup       duration
+	progress     string
 	out          string
 	hlog         string
 	output       outputFlags
@@ -64,6 +75,13 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.cfg.LocalName, "helo", "smtpbench.localhost", "`NAME` to send with EHLO")
 	fs.StringVar(&f.pipelining, "pipelining", "auto", "`MODE`: auto (when offered), on (required), off")
 	fs.BoolVar(&f.cfg.BDAT, "bdat", false, "send messages with BDAT (CHUNKING) instead of DATA")
+	fs.Float64Var(&f.rate, "rate", 0, "open model: `R` messages a second, whatever the server's pace")
+	fs.StringVar(&f.stages, "stages", "", "open model with ramps: `LIST` of DURATION:RATE or DURATION:FROM-TO, like 30s:0-2000,60s:2000,10s:2000-0")
+	fs.StringVar(&f.arrival, "arrival", "uniform", "open model: `KIND` of arrivals, uniform (evenly spaced) or poisson")
+	fs.IntVar(&f.cfg.MaxSessions, "max-sessions", 0, "open model: grow the pool up to `N` sessions (default max(100, -c))")
+	fs.IntVar(&f.cfg.MaxBacklog, "max-backlog", 0, "open model: at most `N` messages wait for a session; more are dropped (default: a second of the peak rate)")
+	fs.Var(&f.warmup, "warmup", "leave the first `D` out of the histograms and totals (the timeline keeps it)")
+	fs.StringVar(&f.progress, "progress", "auto", "live progress on stderr every second: `MODE` auto, tty, lines, json or off")
 	fs.IntVar(&f.cfg.Retries, "retry", 0, "retry a temporary failure (4xx) up to `N` times, for the recipients it deferred")
 	f.retryBackoff = duration(loadgen.DefaultRetryBackoff)
 	fs.Var(&f.retryBackoff, "retry-backoff", "wait `D` before a first retry, doubling each time, with jitter")
@@ -83,7 +101,21 @@ func (f *runFlags) config(target pipeline.Target) (loadgen.Config, error) {
 	cfg.PerConn, cfg.Size, cfg.Recipients = f.perConn, int(f.size), int(f.rcpts)
 	cfg.Grace = time.Duration(f.grace)
 	cfg.RetryBackoff = time.Duration(f.retryBackoff)
+	cfg.Rate, cfg.Warmup = f.rate, time.Duration(f.warmup)
+	if f.stages != "" {
+		st, err := loadgen.ParseStages(f.stages)
+		if err != nil {
+			return cfg, flagErrorf("stages", "%v", err)
+		}
+		cfg.Stages = st
+	}
 	var err error
+	if cfg.Arrival, err = loadgen.ParseArrival(f.arrival); err != nil {
+		return cfg, flagErrorf("arrival", "%v", err)
+	}
+	if f.rate < 0 {
+		return cfg, flagErrorf("rate", "must not be negative")
+	}
 	if cfg.Pipelining, err = pipeline.ParseMode(f.pipelining); err != nil {
 		return cfg, flagErrorf("pipelining", "%v", err)
 	}
@@ -111,7 +143,8 @@ func (f *runFlags) config(target pipeline.Target) (loadgen.Config, error) {
 var runFlagNames = map[string]string{
 	"Sessions": "c", "Messages": "n", "Duration": "d", "PerConn": "per-conn", "Size": "size",
 	"Recipients": "rcpts", "From": "from", "To": "to", "LocalName": "helo", "Grace": "grace",
-	"Retries": "retry", "RetryBackoff": "retry-backoff",
+	"Retries": "retry", "RetryBackoff": "retry-backoff", "Rate": "rate", "Stages": "stages",
+	"MaxSessions": "max-sessions", "MaxBacklog": "max-backlog", "Warmup": "warmup",
 }
 
 func runRun(ctx context.Context, e *env, args []string) error {
@@ -142,6 +175,10 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	ro, err := f.output.options()
 	if err != nil {
 		return err
+	}
+	progress, err := newProgress(e.stderr, f.progress)
+	if err != nil {
+		return flagErrorf("progress", "%v", err)
 	}
 
 	if target.Address == "" {
@@ -190,8 +227,12 @@ func runRun(ctx context.Context, e *env, args []string) error {
 		defer hlog.abandon()
 		cfg.OnInterval = hlog.write
 	}
+	if progress != nil {
+		cfg.Progress = progress.show
+	}
 	fmt.Fprintf(e.stderr, "running against %s: %s\n", target, cfg.Describe(cfg.Pipelining != pipeline.Off, cfg.BDAT))
 	res, err := loadgen.Run(runCtx, cfg)
+	progress.done()
 	if err != nil {
 		return err
 	}
