@@ -247,6 +247,10 @@ func (r *runner) run(ctx context.Context, probe probeResult) (*results.Result, e
 	if probe.pipelining {
 		res.Notes = append(res.Notes, "PIPELINING: mail, rcpt and "+map[bool]string{false: "data", true: "bdat"}[probe.chunking]+
 			" replies are timed from the single write of their command group")
+		if r.cfg.Chain && !probe.chunking {
+			res.Notes = append(res.Notes, "chained: a message's data and end go out in the write that opens the next "+
+				"transaction, and body is timed from that write")
+		}
 	}
 	if err := res.Fill(h.total); err != nil {
 		return nil, err

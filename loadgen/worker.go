@@ -64,13 +64,15 @@ type workerState struct {
 	id      int
 	sh      *shard
 	comp    *composer
-	tr      pipeline.Trace
+	traces  [2]pipeline.Trace // alternate: one may be pending while the next is sent
+	cur     int
+	pend    pendingMsg
 	c       *pipeline.Conn
 	start   int64 // when the current connection's dial started
 	sent    int   // messages sent on it
 	retries retryQueue
 	claimed bool  // no new message is left to claim
-	lastEnd int64 // when the previous transaction on this connection ended (0: none)
+	lastBegin int64 // when the previous Begin on this connection returned (0: none)
 	timer   *time.Timer
 }
 
@@ -89,6 +91,16 @@ func (w *workerState) nextJob() (job, bool) {
 			retryC = w.wake(due - now)
 		}
 		if r.jobs != nil && !w.claimed {
+			select { // a message already waiting goes out chained to the pending one
+			case j, ok := <-r.jobs:
+				if ok {
+					return j, true
+				}
+				w.claimed = true
+				continue
+			default:
+			}
+			w.flush() // about to wait
 			r.idle.Add(1)
 			select {
 			case j, ok := <-r.jobs:
@@ -114,6 +126,7 @@ func (w *workerState) nextJob() (job, bool) {
 		if retryC == nil {
 			return job{}, false
 		}
+		w.flush() // about to wait
 		select {
 		case <-retryC:
 		case <-r.stopNew.Done():
@@ -140,7 +153,7 @@ func (w *workerState) wake(d int64) <-chan time.Time {
 func (w *workerState) connect() bool {
 	c, start, ok := w.r.connect(w.sh, w.id)
 	if ok {
-		w.c, w.start, w.sent, w.lastEnd = c, start, 0, 0
+		w.c, w.start, w.sent, w.lastBegin = c, start, 0, 0
 		w.r.active.Add(1)
 	}
 	return ok
@@ -148,21 +161,49 @@ func (w *workerState) connect() bool {
 
 // send sends one job and records it; what a temporary failure deferred is queued for a retry.
 func (w *workerState) send(j *job) {
-	r, c, tr := w.r, w.c, &w.tr
+	r, c := w.r, w.c
+	tr := &w.traces[w.cur]
+	w.cur ^= 1 // a pending trace is only completed by the next Begin: use the other one
 	m := w.comp.compose(j.n)
 	if j.rcpts != nil {
 		w.comp.only(j.rcpts)
 	}
-	err := c.Send(m, tr)
-	w.sent++
-	if j.slot == 0 && w.lastEnd != 0 && tr.Start != 0 {
+	prev, prevInfo := c.Pending(), w.pend
+	w.pend = pendingMsg{}
+	if now := mono.Now(); j.slot == 0 && w.lastBegin != 0 {
 		// Closed model: the generator's own time between two messages of a session.
 		w.sh.mu.Lock()
-		w.sh.rec.Record(results.Sched, tr.Start-w.lastEnd)
+		w.sh.rec.Record(results.Sched, now-w.lastBegin)
 		w.sh.mu.Unlock()
 	}
-	w.lastEnd = tr.End
-	again := deferred(tr, err, j.rcpts, r.cfg.Recipients)
+	c.Begin(m, tr)
+	w.lastBegin = mono.Now()
+	w.sent++
+	if prev != nil {
+		w.complete(prev, prevInfo)
+	}
+	info := pendingMsg{j: *j, size: m.Size(), active: true}
+	if c.Pending() == tr {
+		if r.cfg.Chain {
+			w.pend = info // its data goes out with the next message's commands
+			return
+		}
+		c.End()
+	}
+	w.complete(tr, info)
+}
+
+// pendingMsg is the job of the message whose data waits for the next Begin.
+type pendingMsg struct {
+	j      job
+	size   int
+	active bool
+}
+
+// complete records a finished transaction and queues what it deferred for a retry.
+func (w *workerState) complete(tr *pipeline.Trace, info pendingMsg) {
+	r, c, j := w.r, w.c, &info.j
+	again := deferred(tr, tr.Err, j.rcpts, r.cfg.Recipients)
 	retry := len(again) > 0 && j.attempt < r.cfg.Retries
 	o := outcome{
 		slot:      j.slot,
@@ -170,16 +211,28 @@ func (w *workerState) send(j *job) {
 		delivered: tr.Delivered && !j.delivered,
 		failed:    !tr.Delivered && !j.delivered && !retry,
 	}
-	r.recordTxn(w.sh, tr, err, m.Size(), o)
+	r.recordTxn(w.sh, tr, tr.Err, info.size, o)
 	if retry {
 		next := job{n: j.n, attempt: j.attempt + 1, rcpts: again, delivered: j.delivered || tr.Delivered}
 		next.due = mono.Now() + w.retries.backoff(r.cfg.RetryBackoff, next.attempt)
 		w.retries.jobs = append(w.retries.jobs, next)
 	}
-	if tr.NeedsReset {
+	if tr.NeedsReset && c.Pending() == nil {
 		r.timed(w.sh, c, pipeline.StepRset, c.Reset)
-		w.lastEnd = 0
+		w.lastBegin = 0
 	}
+}
+
+// flush sends the pending message's data on its own and records it: before the worker waits,
+// hangs up or stops.
+func (w *workerState) flush() {
+	if !w.pend.active || w.c == nil {
+		return
+	}
+	tr, info := w.c.Pending(), w.pend
+	w.pend = pendingMsg{}
+	w.c.End()
+	w.complete(tr, info)
 }
 
 // hangUp ends the current connection (with QUIT when it still can) and records the session.
@@ -187,6 +240,7 @@ func (w *workerState) hangUp() {
 	if w.c == nil {
 		return
 	}
+	w.flush()
 	if w.c.Usable() {
 		w.r.timed(w.sh, w.c, pipeline.StepQuit, w.c.Quit)
 	}

@@ -102,6 +102,9 @@ type Conn struct {
 	broken     bool // the server said 421 or the connection failed
 	deadline   time.Time
 	sent       int64  // when the last command was handed to the kernel (internal/mono)
+	cmds       []byte // a second command buffer, for a group that follows pending data
+	pending    *Trace // the message whose data waits for Begin or End
+	pendBody   []byte // its stuffed body; its stuffed header is in out
 	text       []byte // text of the most recent reply's first line
 	closing    Reply  // the 421 that made the connection unusable
 }
@@ -126,7 +129,7 @@ func Dial(ctx context.Context, target Target, opts Options) (*Conn, error) {
 // NewConn wraps a connection that is already established (its greeting not yet read).
 func NewConn(nc net.Conn, opts Options) *Conn {
 	opts = opts.withDefaults()
-	c := &Conn{nc: nc, opts: opts, out: make([]byte, 0, 1024)}
+	c := &Conn{nc: nc, opts: opts, out: make([]byte, 0, 1024), cmds: make([]byte, 0, 1024)}
 	c.r.Reset(nc, make([]byte, opts.ReadBuffer))
 	return c
 }
@@ -152,8 +155,13 @@ func (c *Conn) Usable() bool { return !c.broken }
 // code), valid until the next command.
 func (c *Conn) LastText() []byte { return c.text }
 
-// Close closes the connection without QUIT.
+// Close closes the connection without QUIT. A pending message is failed.
 func (c *Conn) Close() error {
+	if c.pending != nil {
+		tr := c.pending
+		c.pending = nil
+		c.finish(tr, &Error{Step: StepBody, Kind: KindClosed, Err: errNotUsable})
+	}
 	c.broken = true
 	return c.nc.Close()
 }
@@ -385,8 +393,9 @@ var (
 	errNoChunking   = errors.New("the server does not offer CHUNKING, which BDAT needs")
 )
 
-// simple sends a command with no argument and reads its reply.
+// simple sends a command with no argument and reads its reply, after finishing a pending message.
 func (c *Conn) simple(step Step, cmd string) (Reply, error) {
+	c.End()
 	if c.broken {
 		return Reply{}, &Error{Step: step, Kind: KindClosed, Err: errNotUsable}
 	}

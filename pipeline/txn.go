@@ -50,6 +50,8 @@ type Trace struct {
 	BDAT bool
 	// Pipelined is true when the commands went as one RFC 2920 group.
 	Pipelined bool
+	// Err is the connection failure that ended the transaction, if any (what Send returns).
+	Err error
 
 	ended bool // a reply to the end of the message data was read
 }
@@ -58,6 +60,10 @@ func (tr *Trace) reset() {
 	rcpt := tr.Rcpt[:0]
 	*tr = Trace{Rcpt: rcpt}
 }
+
+// Complete reports whether the transaction is over: its final reply came, or it failed. A message
+// left pending by Begin is not complete until the next Begin or End.
+func (tr *Trace) Complete() bool { return tr.End != 0 }
 
 // appendMail renders MAIL FROM with SIZE=, BODY= and SMTPUTF8 as the server allows.
 func (c *Conn) appendMail(b []byte, m *Message) []byte {
@@ -94,26 +100,166 @@ func (c *Conn) appendBdat(b []byte, m *Message) []byte {
 // the whole message) go in one write and the replies are read strictly in order, all of them even
 // after a failure; the message body follows DATA only after 354. Without it, each command waits
 // for its reply. Replies, refusals included, are in tr; Send returns an error only when the
-// connection failed (an *Error with the step), after which Usable is false.
+// connection failed (an *Error with the step, also in tr.Err), after which Usable is false.
+// A message left pending by Begin is finished first.
 func (c *Conn) Send(m *Message, tr *Trace) error {
+	if err := c.Begin(m, tr); err != nil || c.pending != tr {
+		return err
+	}
+	return c.End()
+}
+
+// Begin starts transaction m like Send, but when the server pipelines and the message goes with
+// DATA, it returns after the 354 and leaves the message's data pending (Pending returns tr): the
+// data and its end go out in the same write as the next transaction's commands, with the next
+// Begin, or alone with End. RFC 2920 §3.1 lets message content open a command group, so a stream
+// of messages takes one write and one read each instead of two. The pending trace is completed
+// (its final reply and timing filled in, or its Err) by that next call.
+func (c *Conn) Begin(m *Message, tr *Trace) error {
 	tr.reset()
+	prev := c.pending
 	if c.broken {
-		return &Error{Step: StepMail, Kind: KindClosed, Err: errNotUsable}
+		err := &Error{Step: StepMail, Kind: KindClosed, Err: errNotUsable}
+		if prev != nil {
+			c.pending = nil
+			c.finish(prev, err)
+		}
+		return c.finish(tr, err)
 	}
 	tr.BDAT, tr.Pipelined = c.chunking, c.pipelining
 	var err error
-	if c.pipelining {
+	switch {
+	case c.pipelining && !c.chunking:
+		err = c.beginPipelined(m, tr, prev)
+	case prev != nil: // cannot happen: only the pipelined DATA path leaves data pending
+		panic("pipeline: a pending message without pipelining")
+	case c.pipelining:
 		err = c.sendPipelined(m, tr)
-	} else {
+	default:
 		err = c.sendLockstep(m, tr)
 	}
+	if c.pending == tr && err == nil {
+		return nil
+	}
+	return c.finish(tr, err)
+}
+
+// End writes the pending message's data, if any, and reads its final reply.
+func (c *Conn) End() error {
+	prev := c.pending
+	if prev == nil {
+		return nil
+	}
+	c.pending = nil
+	if c.broken {
+		return c.finish(prev, &Error{Step: StepBody, Kind: KindClosed, Err: errNotUsable})
+	}
+	sent, err := c.write(StepBody, c.opts.Timeouts.DataBlock, c.pendBody, endOfData)
+	if err == nil {
+		err = c.endInto(prev, sent)
+	}
+	return c.finish(prev, err)
+}
+
+// Pending is the trace of the message whose data waits for the next Begin or End, or nil.
+func (c *Conn) Pending() *Trace { return c.pending }
+
+// finish closes a transaction's trace.
+func (c *Conn) finish(tr *Trace, err error) error {
 	if errors.Is(err, errClosing) {
 		// A 421 in the middle of a pipelined group: the server is closing; the rest is unread.
 		tr.Final, err = c.closing, nil
 	}
+	tr.Err = err
 	tr.End = mono.Now()
 	tr.NeedsReset = tr.Mail.Reply.OK() && !tr.ended && !c.broken
 	return err
+}
+
+// endInto reads the final reply to a message whose end of data went out at sent.
+func (c *Conn) endInto(tr *Trace, sent int64) error {
+	if err := c.readInto(&tr.Body, StepBody, sent, c.opts.Timeouts.DataTerm); err != nil {
+		return err
+	}
+	tr.Final, tr.Delivered, tr.ended = tr.Body.Reply, tr.Body.Reply.OK(), true
+	return nil
+}
+
+// beginPipelined sends MAIL, RCPT… and DATA as one group, after the data of the pending message
+// prev when there is one, reads prev's final reply and then the group's replies, and leaves m's
+// data pending after a 354.
+func (c *Conn) beginPipelined(m *Message, tr *Trace, prev *Trace) error {
+	t := &c.opts.Timeouts
+	cmds := c.cmds[:0]
+	if prev != nil {
+		cmds = append(cmds, endOfData...)
+	}
+	cmds = c.appendMail(cmds, m)
+	for _, to := range m.To {
+		cmds = appendRcpt(cmds, to)
+	}
+	cmds = append(cmds, "DATA\r\n"...)
+	c.cmds = cmds
+	var sent int64
+	var err error
+	if prev != nil {
+		// c.out holds prev's stuffed header: header, body, then "." and the new group.
+		c.pending = nil
+		sent, err = c.write(StepBody, t.DataBlock, c.pendBody, cmds)
+		if err == nil {
+			err = c.endInto(prev, sent)
+		}
+		c.finish(prev, err)
+	} else {
+		c.out, c.cmds = cmds, c.out[:0]
+		sent, err = c.write(StepMail, t.DataBlock, nil, nil)
+	}
+	if err != nil {
+		return err
+	}
+	tr.Start = sent
+	if err := c.readInto(&tr.Mail, StepMail, sent, t.Command); err != nil {
+		return err
+	}
+	for range m.To {
+		var rt Timing
+		if err := c.readInto(&rt, StepRcpt, sent, t.Command); err != nil {
+			return err
+		}
+		tr.Rcpt = append(tr.Rcpt, rt) // only replies that came: none past a 421
+		if rt.Reply.OK() {
+			tr.Accepted++
+		}
+	}
+	if err := c.readInto(&tr.Data, StepData, sent, t.DataInit); err != nil {
+		return err
+	}
+	if tr.Data.Reply.Code != 354 {
+		tr.Final = c.refusal(tr)
+		return nil
+	}
+	if tr.Accepted == 0 || !tr.Mail.Reply.OK() {
+		// 354 although nothing was accepted (RFC 2920 §3.1): end the data at once; the reply
+		// to the empty message is the server's to give, but it carries no message.
+		c.out = append(c.out[:0], endOfData...)
+		sent, err := c.write(StepBody, t.DataBlock, nil, nil)
+		if err != nil {
+			return err
+		}
+		if err := c.readInto(&tr.Body, StepBody, sent, t.DataTerm); err != nil {
+			return err
+		}
+		tr.Final, tr.ended = c.refusal(tr), true // the empty message carried nothing
+		return nil
+	}
+	// The data waits: its stuffed header in c.out, its body by reference.
+	c.out = appendStuffed(c.out[:0], m.Header, true)
+	c.pendBody = m.stuffed
+	if len(m.body) == 0 {
+		c.pendBody = emptyStuff
+	}
+	c.pending = tr
+	return nil
 }
 
 // errClosing stops reading a pipelined group after a 421.

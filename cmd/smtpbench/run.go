@@ -75,6 +75,7 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.cfg.LocalName, "helo", "smtpbench.localhost", "`NAME` to send with EHLO")
 	fs.StringVar(&f.pipelining, "pipelining", "auto", "`MODE`: auto (when offered), on (required), off")
 	fs.BoolVar(&f.cfg.BDAT, "bdat", false, "send messages with BDAT (CHUNKING) instead of DATA")
+	fs.BoolVar(&f.cfg.Chain, "chain", true, "with PIPELINING and DATA, send a message's data with the next message's commands (RFC 2920 §3.1): one round trip per message")
 	fs.Float64Var(&f.rate, "rate", 0, "open model: `R` messages a second, whatever the server's pace")
 	fs.StringVar(&f.stages, "stages", "", "open model with ramps: `LIST` of DURATION:RATE or DURATION:FROM-TO, like 30s:0-2000,60s:2000,10s:2000-0")
 	fs.StringVar(&f.arrival, "arrival", "uniform", "open model: `KIND` of arrivals, uniform (evenly spaced) or poisson")
