@@ -60,20 +60,20 @@ func (r *runner) worker(id int) {
 
 // workerState is what one worker keeps between messages.
 type workerState struct {
-	r       *runner
-	id      int
-	sh      *shard
-	comp    *composer
-	traces  [2]pipeline.Trace // alternate: one may be pending while the next is sent
-	cur     int
-	pend    pendingMsg
-	c       *pipeline.Conn
-	start   int64 // when the current connection's dial started
-	sent    int   // messages sent on it
-	retries retryQueue
-	claimed bool  // no new message is left to claim
+	r         *runner
+	id        int
+	sh        *shard
+	comp      *composer
+	traces    [2]pipeline.Trace // alternate: one may be pending while the next is sent
+	cur       int
+	pend      pendingMsg
+	c         *pipeline.Conn
+	start     int64 // when the current connection's dial started
+	sent      int   // messages sent on it
+	retries   retryQueue
+	claimed   bool  // no new message is left to claim
 	lastBegin int64 // when the previous Begin on this connection returned (0: none)
-	timer   *time.Timer
+	timer     *time.Timer
 }
 
 // nextJob returns a retry that is due, else a new message (the next slot's, in the open model),
