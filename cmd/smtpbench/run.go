@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"runtime"
 	"strings"
 	"time"
 
@@ -54,6 +55,8 @@ type runFlags struct {
 	progress     string
 	out          string
 	hlog         string
+	cpuProfile   string
+	procs        *int
 	output       outputFlags
 }
 
@@ -90,6 +93,8 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	f.grace = duration(loadgen.DefaultGrace)
 	fs.Var(&f.grace, "grace", "at a stop, messages in flight get `D` to finish")
 	fs.StringVar(&f.out, "out", "", "write the result as JSON to `FILE` (atomically)")
+	f.procs = procsFlag(fs, "the load (default: half of them, all of them with the in-process sink)")
+	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to `FILE` (for go tool pprof)")
 	fs.StringVar(&f.hlog, "hlog", "", "write an HdrHistogram interval log (per-second histograms tagged by phase) to `FILE`")
 	f.output.register(fs)
 }
@@ -181,7 +186,21 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return flagErrorf("progress", "%v", err)
 	}
+	if f.cpuProfile != "" {
+		stop, err := startCPUProfile(f.cpuProfile)
+		if err != nil {
+			return flagErrorf("cpuprofile", "%v", err)
+		}
+		defer stop()
+	}
 
+	procsDefault := defaultProcs()
+	if target.Address == "" {
+		procsDefault = runtime.NumCPU() // the sink shares the process
+	}
+	if err := setProcs(*f.procs, procsDefault); err != nil {
+		return err
+	}
 	if target.Address == "" {
 		sink, addr, err := startEmbeddedSink(int(f.sessions))
 		if err != nil {

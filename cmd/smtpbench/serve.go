@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -82,13 +83,20 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	fs.Int64Var(&cfg.Faults.StopAfterMessages, "stop-after-messages", 0, "stop after accepting `N` messages (like smtp-sink -M)")
 	fs.Int64Var(&cfg.Faults.StopAfterSessions, "stop-after-sessions", 0, "stop after `N` sessions ended (like smtp-sink -n)")
 	fs.Uint64Var(&cfg.Faults.Seed, "seed", 1, "seed of the faults' random draws: `N`")
-	fs.IntVar(&cfg.EventLoops, "event-loops", 0, "serve with `N` epoll event loops (Linux; 0: one per two CPUs, -1: a goroutine per connection)")
+	fs.IntVar(&cfg.EventLoops, "event-loops", 0, "serve with `N` epoll event loops (Linux; 0: one per proc, -1: a goroutine per connection)")
+	procs := procsFlag(fs, "the sink (default: half of them, at least 1)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the sink to `FILE` (for go tool pprof)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	if err := setProcs(*procs, defaultProcs()); err != nil {
+		return err
+	}
+	if cfg.EventLoops == 0 {
+		cfg.EventLoops = runtime.GOMAXPROCS(0)
 	}
 	if *cpuProfile != "" {
 		stop, err := startCPUProfile(*cpuProfile)
