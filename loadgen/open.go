@@ -34,7 +34,7 @@ func (r *runner) dispatch() {
 		j := job{n: k, slot: slot}
 		if r.idle.Load() <= 0 {
 			if r.pool.Load() < int32(r.cfg.MaxSessions) {
-				r.spawn() // its connect is part of this message's path
+				r.spawn(false) // its connect is part of this message's path
 			} else {
 				j.late = true // it waits for a busy session
 			}
@@ -83,8 +83,8 @@ func (r *runner) sleepUntil(t int64, timer *time.Timer) bool {
 	}
 }
 
-// spawn starts one more session worker.
-func (r *runner) spawn() {
+// spawn starts one more session worker: warm for the initial pool (see worker).
+func (r *runner) spawn(warm bool) {
 	id := int(r.pool.Add(1)) - 1
-	r.wg.Go(func() { r.worker(id) })
+	r.wg.Go(func() { r.worker(id, warm) })
 }

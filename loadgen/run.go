@@ -170,7 +170,7 @@ func (r *runner) run(ctx context.Context, probe probeResult) (*results.Result, e
 	cpu0 := cpuTime()
 
 	for range r.cfg.Sessions {
-		r.spawn()
+		r.spawn(true)
 	}
 	scheduleDone := make(chan struct{})
 	if r.cfg.Open() {

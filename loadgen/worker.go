@@ -32,11 +32,17 @@ func replyKey(r pipeline.Reply) results.ReplyKey {
 // worker is one session of the closed model: it sends messages back to back over one connection
 // (PerConn on each, or all of them), reconnects after QUIT, a 421 or a failure, and retries what a
 // temporary failure deferred, until the run stops or it has nothing left to send.
-func (r *runner) worker(id int) {
+// A worker of the initial pool (warm) connects before it waits for its first message; one the open
+// model adds later connects for the message it was added for, so that connect is measured as part
+// of that message's path.
+func (r *runner) worker(id int, warm bool) {
 	w := &workerState{r: r, id: id, sh: r.shards[id%len(r.shards)], comp: newComposer(&r.cfg, &r.fixed)}
 	w.retries.rng.Seed(r.cfg.Seed, uint64(id))
 	defer w.finish()
 	failures := 0
+	if warm && r.jobs != nil {
+		w.connect() // a failure is recorded; the first message tries again
+	}
 	for r.running() {
 		j, ok := w.nextJob()
 		if !ok {
@@ -254,18 +260,27 @@ func (w *workerState) hangUp() {
 	w.c = nil
 }
 
-// finish hangs up and counts the messages still waiting for a retry when the run ended.
+// finish hangs up and counts the messages still waiting for a retry when the run ended. A new
+// message that waited for a connection which never came was not sent: it is not deferred (it has
+// no first attempt among the messages), and in the open model it is dropped, like those left in
+// the queue.
 func (w *workerState) finish() {
 	w.hangUp()
-	var n int64
+	var n, unsent int64
 	for _, j := range w.retries.jobs {
-		if !j.delivered {
+		switch {
+		case j.attempt == 0:
+			if j.slot != 0 {
+				unsent++
+			}
+		case !j.delivered:
 			n++
 		}
 	}
-	if n > 0 {
+	if n > 0 || unsent > 0 {
 		w.sh.mu.Lock()
 		w.sh.rec.Counts.Deferred += n
+		w.sh.rec.Counts.Dropped += unsent
 		w.sh.mu.Unlock()
 	}
 }

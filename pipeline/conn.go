@@ -129,7 +129,8 @@ func Dial(ctx context.Context, target Target, opts Options) (*Conn, error) {
 // NewConn wraps a connection that is already established (its greeting not yet read).
 func NewConn(nc net.Conn, opts Options) *Conn {
 	opts = opts.withDefaults()
-	c := &Conn{nc: nc, opts: opts, out: make([]byte, 0, 1024), cmds: make([]byte, 0, 1024)}
+	// Small buffers that grow as the messages need: a load generator holds thousands of these.
+	c := &Conn{nc: nc, opts: opts, out: make([]byte, 0, 256), cmds: make([]byte, 0, 256)}
 	c.r.Reset(nc, make([]byte, opts.ReadBuffer))
 	return c
 }

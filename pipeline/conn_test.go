@@ -624,15 +624,15 @@ func TestErrorStrings(t *testing.T) {
 
 func TestOptionsDefaults(t *testing.T) {
 	o := Options{}.withDefaults()
-	if o.LocalName != defaultLocalName || o.Timeouts != DefaultTimeouts || o.ReadBuffer != 4<<10 || o.Dialer == nil {
+	if o.LocalName != defaultLocalName || o.Timeouts != DefaultTimeouts || o.ReadBuffer != 1<<10 || o.Dialer == nil {
 		t.Errorf("defaults: %+v", o)
 	}
 	if d, ok := o.Dialer.(*net.Dialer); !ok || d.Timeout != DefaultTimeouts.Connect {
 		t.Errorf("default dialer %#v", o.Dialer)
 	}
 	o = Options{ReadBuffer: 10, Timeouts: Timeouts{Command: time.Second}}.withDefaults()
-	if o.ReadBuffer != 1<<10 {
-		t.Errorf("ReadBuffer %d, want the 1 KiB minimum", o.ReadBuffer)
+	if o.ReadBuffer != 256 {
+		t.Errorf("ReadBuffer %d, want the 256-octet minimum", o.ReadBuffer)
 	}
 	want := DefaultTimeouts
 	want.Command = time.Second

@@ -91,8 +91,8 @@ type Options struct {
 	BDAT bool
 	// Timeouts; zero fields take DefaultTimeouts.
 	Timeouts Timeouts
-	// ReadBuffer is the reply buffer size; default 4 KiB, at least 1 KiB. A reply line longer
-	// than it (or than 4 KiB) is a protocol error.
+	// ReadBuffer is the reply buffer's initial size; default 1 KiB. It grows when a reply line
+	// needs it, up to 4 KiB: a longer line is a protocol error.
 	ReadBuffer int
 	// Dialer dials; nil means a net.Dialer with Timeouts.Connect.
 	Dialer Dialer
@@ -110,10 +110,10 @@ func (o Options) withDefaults() Options {
 		o.LocalName = defaultLocalName
 	}
 	o.Timeouts = o.Timeouts.withDefaults()
-	if o.ReadBuffer == 0 {
-		o.ReadBuffer = 4 << 10
+	if o.ReadBuffer <= 0 {
+		o.ReadBuffer = 1 << 10
 	}
-	o.ReadBuffer = max(o.ReadBuffer, 1<<10)
+	o.ReadBuffer = max(o.ReadBuffer, 256)
 	if o.Dialer == nil {
 		o.Dialer = &net.Dialer{Timeout: o.Timeouts.Connect}
 	}

@@ -100,10 +100,11 @@ func (b *Reader) fill() error {
 
 // ReadLine returns the next line including its LF. The slice points into the buffer and is valid
 // until the next call on b. A line longer than max bytes (LF included) is read to its LF and
-// dropped, and ReadLine returns ErrLineTooLong. max is capped at the buffer size.
+// dropped, and ReadLine returns ErrLineTooLong. When max is larger than the buffer, the buffer
+// grows as a line needs it (a connection can start small); max <= 0 means the buffer's size.
 // At end of input with a partial line buffered, ReadLine returns io.ErrUnexpectedEOF.
 func (b *Reader) ReadLine(max int) ([]byte, error) {
-	if max > len(b.buf) || max <= 0 {
+	if max <= 0 {
 		max = len(b.buf)
 	}
 	scanned := 0 // bytes of buf[b.r:] known to hold no LF
@@ -121,6 +122,11 @@ func (b *Reader) ReadLine(max int) ([]byte, error) {
 		scanned = b.w - b.r
 		if scanned >= max {
 			return nil, b.drainLine()
+		}
+		if scanned == len(b.buf) { // full, and the line may be longer than the buffer: grow it
+			grown := make([]byte, min(2*len(b.buf), max+1))
+			b.w = copy(grown, b.buf[b.r:b.w])
+			b.buf, b.r = grown, 0
 		}
 		if err := b.fill(); err != nil {
 			if b.w > b.r && err == io.EOF {
