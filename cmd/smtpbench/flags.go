@@ -59,6 +59,9 @@ func printHelp(w io.Writer, fs *flag.FlagSet, synopsis, description string) {
 	fs.VisitAll(func(f *flag.Flag) {
 		typ, text := flag.UnquoteUsage(f)
 		head := "  --" + f.Name
+		if len(f.Name) == 1 {
+			head = "  -" + f.Name
+		}
 		if typ != "" {
 			head += " " + typ
 		}

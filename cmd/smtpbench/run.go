@@ -63,11 +63,11 @@ type runFlags struct {
 func (f *runFlags) register(fs *flag.FlagSet) {
 	f.sessions = loadgen.DefaultSessions
 	fs.Var(&f.sessions, "c", "run `N` concurrent sessions")
-	fs.Var(&f.sessions, "sessions", "same as -c")
+	fs.Var(&f.sessions, "sessions", "`N`: same as -c")
 	fs.Int64Var(&f.messages, "n", 0, "stop after `N` messages")
-	fs.Int64Var(&f.messages, "messages", 0, "same as -n")
+	fs.Int64Var(&f.messages, "messages", 0, "`N`: same as -n")
 	fs.Var(&f.duration, "d", "stop after `D` (like 30s)")
-	fs.Var(&f.duration, "duration", "same as -d")
+	fs.Var(&f.duration, "duration", "`D`: same as -d")
 	fs.IntVar(&f.perConn, "per-conn", 0, "send `K` messages per connection, then QUIT and reconnect (0: keep it; 1: one per message)")
 	f.size = loadgen.DefaultSize
 	fs.Var(&f.size, "size", "body of each message: `SIZE` octets of text (like 1024, 64KiB)")
