@@ -83,6 +83,7 @@ func skip(t testing.TB, format string, args ...any) {
 	t.Helper()
 	if os.Getenv(RequireEnv) != "" {
 		t.Fatalf(format+" ("+RequireEnv+" is set: peers are required)", args...)
+		return
 	}
 	t.Skipf(format, args...)
 }
