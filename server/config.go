@@ -172,6 +172,8 @@ type Config struct {
 	// EventLoops chooses the I/O driver. On Linux, TCP and unix listeners are served by event
 	// loops (epoll), this many of them; 0 means DefaultEventLoops(). -1 serves each connection
 	// from a goroutine of its own, which is also what other systems, ServeConn and dump mode use.
+	// Keep GOMAXPROCS above the number of loops: a loop that waits in epoll_wait keeps its P only
+	// while another is idle, and handing it over and back costs more than a message's work.
 	EventLoops int
 
 	// Logger receives errors that are not a client's fault (accept failures, dump write errors).

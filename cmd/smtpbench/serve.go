@@ -83,8 +83,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	fs.Int64Var(&cfg.Faults.StopAfterMessages, "stop-after-messages", 0, "stop after accepting `N` messages (like smtp-sink -M)")
 	fs.Int64Var(&cfg.Faults.StopAfterSessions, "stop-after-sessions", 0, "stop after `N` sessions ended (like smtp-sink -n)")
 	fs.Uint64Var(&cfg.Faults.Seed, "seed", 1, "seed of the faults' random draws: `N`")
-	fs.IntVar(&cfg.EventLoops, "event-loops", 0, "serve with `N` epoll event loops (Linux; 0: one per proc, -1: a goroutine per connection)")
-	procs := procsFlag(fs, "the sink (default: half of them, at least 1)")
+	fs.IntVar(&cfg.EventLoops, "event-loops", 0, "serve with `N` epoll event loops (Linux; default: half the CPUs, at least 1; -1: a goroutine per connection)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the sink to `FILE` (for go tool pprof)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -92,11 +91,14 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
 	}
-	if err := setProcs(*procs, defaultProcs()); err != nil {
-		return err
-	}
 	if cfg.EventLoops == 0 {
-		cfg.EventLoops = runtime.GOMAXPROCS(0)
+		cfg.EventLoops = defaultProcs()
+	}
+	if cfg.EventLoops > 0 {
+		// One P more than there are loops: a loop waiting in epoll_wait then keeps its P (the
+		// runtime hands a P away from a thread in a system call only when none is idle), and
+		// the rest of the process has one to run on.
+		runtime.GOMAXPROCS(cfg.EventLoops + 1)
 	}
 	if *cpuProfile != "" {
 		stop, err := startCPUProfile(*cpuProfile)
