@@ -429,6 +429,9 @@ func (lp *eloop) service(c *econn, now int64, readable bool) {
 			n := ss.consume(c.pending)
 			c.pending = c.pending[:copy(c.pending, c.pending[n:])]
 			progress = n > 0
+			if progress {
+				c.deadline = now + ss.timeout().Nanoseconds() // the mode may have changed
+			}
 			if ss.holdUntil != 0 {
 				continue
 			}
@@ -438,6 +441,7 @@ func (lp *eloop) service(c *econn, now int64, readable bool) {
 			ss.shutdown()
 		}
 		// 4. Write the replies (RFC 2920: all input consumed, or a flush point).
+		flushPoint := ss.flushNow
 		ss.flushNow = false
 		if !lp.write(c, now) {
 			return
@@ -446,7 +450,9 @@ func (lp *eloop) service(c *econn, now int64, readable bool) {
 			lp.closeConn(c)
 			return
 		}
-		if progress && len(c.pending) > 0 {
+		// Input that waited behind a flush point (say, commands pipelined after BDAT LAST) is
+		// consumed now, without waiting for more to arrive.
+		if (progress || flushPoint) && len(c.pending) > 0 {
 			continue
 		}
 		// 5. Read, within the tarpit's allowance.
@@ -466,7 +472,7 @@ func (lp *eloop) service(c *econn, now int64, readable bool) {
 		if room == 0 {
 			return // unreachable: the session always uses a full buffer
 		}
-		m, err := unix.Read(c.fd, lp.buf[k:k+room])
+		m, err := readNB(c.fd, lp.buf[k:k+room])
 		if m <= 0 {
 			if err == nil || !(errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR)) {
 				lp.closeConn(c) // EOF or a reset: the client is gone
@@ -477,12 +483,14 @@ func (lp *eloop) service(c *econn, now int64, readable bool) {
 		}
 		c.rateIn.after(int64(m), now)
 		readable = m == room // a full read: there may be more
-		c.deadline = now + ss.timeout().Nanoseconds()
 		// Consume straight from the loop's buffer; keep only what is left.
 		in := lp.buf[:k+m]
 		ss.now, c.arrived = now, now
 		n := ss.consume(in)
 		c.pending = append(c.pending[:0], in[n:]...)
+		// The timeout of the mode consume left the session in: DATA's 354 starts the data
+		// timeout, the end of the data the command timeout.
+		c.deadline = now + ss.timeout().Nanoseconds()
 	}
 }
 
@@ -525,7 +533,7 @@ func (lp *eloop) write(c *econn, now int64) bool {
 			}
 			chunk = chunk[:min(len(chunk), int(max(c.rateOut.perSec/10, 1)))]
 		}
-		w, err := unix.Write(c.fd, chunk)
+		w, err := writeNB(c.fd, chunk)
 		if w > 0 {
 			c.written += w
 			c.rateOut.after(int64(w), now)
