@@ -101,13 +101,15 @@ func (g *goConn) run(tooMany bool) {
 				continue
 			}
 		}
-		// consume needs more input: this is where the session would block.
+		// consume needs more input: this is where the session would block. The shutdown flag
+		// is read after arming the deadline: Shutdown sets the flag, then moves every deadline to
+		// now, so either this sees the flag or the read below sees that deadline.
+		g.releaseBig(s)
+		g.arm(ss.timeout())
 		if s.shuttingDown.Load() && ss.idle(g.r.Buffered()) {
 			ss.shutdown()
 			continue
 		}
-		g.releaseBig(s)
-		g.arm(ss.timeout())
 		if !g.flush() {
 			return
 		}
@@ -219,17 +221,25 @@ func (g *goConn) releaseBig(s *Server) {
 	g.big = nil
 }
 
-// remoteIP is the client's address for Received headers: an IP, or the network's name.
+// remoteIP is the client's address as a Received header's from clause gives it (RFC 5321
+// §4.4): "[192.0.2.1]", "[IPv6:2001:db8::1]", or what else the connection is ("unix socket").
 func remoteIP(a net.Addr) string {
+	var ip net.IP
 	switch a := a.(type) {
 	case *net.TCPAddr:
-		return a.IP.String()
+		ip = a.IP
+	case *net.UnixAddr:
+		return "unix socket"
 	case nil:
 		return "unknown"
 	default:
-		if host, _, err := net.SplitHostPort(a.String()); err == nil {
-			return host
+		host, _, err := net.SplitHostPort(a.String())
+		if ip = net.ParseIP(host); err != nil || ip == nil {
+			return a.Network()
 		}
-		return a.Network()
 	}
+	if ip.To4() != nil {
+		return "[" + ip.String() + "]"
+	}
+	return "[IPv6:" + ip.String() + "]"
 }

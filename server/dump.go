@@ -23,7 +23,7 @@ func (s *Server) dump(ss *session, content []byte) error {
 	if ss.smtputf8 {
 		proto = "UTF8SMTP" // RFC 6531 §3.7.3 (SMTPUTF8 comes only with EHLO)
 	}
-	fmt.Fprintf(&h, "Received: from %s ([%s])\r\n\tby %s (smtpbench) with %s id %s", ss.helo, ss.remote,
+	fmt.Fprintf(&h, "Received: from %s (%s)\r\n\tby %s (smtpbench) with %s id %s", ss.helo, ss.remote,
 		s.cfg.Hostname, proto, id)
 	if ss.rcpts == 1 {
 		fmt.Fprintf(&h, "\r\n\tfor %s", bytes.TrimSuffix(ss.to, []byte("\n")))

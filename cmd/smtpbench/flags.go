@@ -7,6 +7,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -31,20 +32,23 @@ func newFlagSet(e *env, name, synopsis, description string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // errors are reported by run, help by parseFlags
 	fs.Usage = func() {}
-	helps[fs] = func() { printHelp(e.stdout, fs, synopsis, description) }
+	helps.Store(fs, func() { printHelp(e.stdout, fs, synopsis, description) })
 	return fs
 }
 
 // helps prints each FlagSet's help; flag.FlagSet.Usage is silenced because the flag package calls
-// it on every error, and an error should say what is wrong, not print the manual.
-var helps = map[*flag.FlagSet]func(){}
+// it on every error, and an error should say what is wrong, not print the manual. Commands may
+// run concurrently in-process (tests do), so it is a sync.Map.
+var helps sync.Map // *flag.FlagSet → func()
 
 // parseFlags parses args, turning flag errors into usage errors. It returns flag.ErrHelp after
 // printing help for --help.
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			helps[fs]()
+			if h, ok := helps.Load(fs); ok {
+				h.(func())()
+			}
 			return err
 		}
 		// The flag package spells flags with one dash; the help shows two.

@@ -16,14 +16,15 @@ func procsFlag(fs *flag.FlagSet, usage string) *int {
 	return fs.Int("procs", 0, "use `N` CPUs (GOMAXPROCS) for "+usage)
 }
 
-// setProcs applies --procs: n, or def when n is 0. It names the flag when n is negative.
-func setProcs(n, def int) error {
+// setProcs applies --procs: n, or def when n is 0. It names the flag when n is negative. The
+// returned function restores the previous setting (commands also run in-process, in tests).
+func setProcs(n, def int) (restore func(), err error) {
 	if n < 0 {
-		return flagErrorf("procs", "must not be negative")
+		return nil, flagErrorf("procs", "must not be negative")
 	}
 	if n == 0 {
 		n = def
 	}
-	runtime.GOMAXPROCS(n)
-	return nil
+	prev := runtime.GOMAXPROCS(n)
+	return func() { runtime.GOMAXPROCS(prev) }, nil
 }

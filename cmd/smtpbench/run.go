@@ -198,9 +198,11 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	if target.Address == "" {
 		procsDefault = runtime.NumCPU() // the sink shares the process
 	}
-	if err := setProcs(*f.procs, procsDefault); err != nil {
+	restore, err := setProcs(*f.procs, procsDefault)
+	if err != nil {
 		return err
 	}
+	defer restore()
 	if target.Address == "" {
 		sink, addr, err := startEmbeddedSink(int(f.sessions))
 		if err != nil {

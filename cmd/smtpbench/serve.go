@@ -98,7 +98,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		// One P more than there are loops: a loop waiting in epoll_wait then keeps its P (the
 		// runtime hands a P away from a thread in a system call only when none is idle), and
 		// the rest of the process has one to run on.
-		runtime.GOMAXPROCS(cfg.EventLoops + 1)
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(cfg.EventLoops + 1))
 	}
 	if *cpuProfile != "" {
 		stop, err := startCPUProfile(*cpuProfile)
