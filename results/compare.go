@@ -105,6 +105,8 @@ func (row ComparisonRow) finish() ComparisonRow {
 		}
 		if row.Medians[0] != 0 {
 			row.Changes[i] = 100 * (row.Medians[i] - row.Medians[0]) / row.Medians[0]
+		} else if row.Medians[i] != 0 { // from nothing: an infinite change, not none
+			row.Changes[i] = math.Inf(int(math.Copysign(1, row.Medians[i])))
 		}
 		row.Supported[i] = beyondSpread(base, row.Samples[i])
 	}

@@ -28,8 +28,11 @@ func NewHlog(w io.Writer, start time.Time) (*Hlog, error) {
 	if err := lw.OutputStartTime(start.UnixMilli()); err != nil {
 		return nil, err
 	}
-	lw.SetBaseTime(start.UnixMilli())
-	if err := lw.OutputBaseTime(start.UnixMilli()); err != nil {
+	// The BaseTime line holds whole seconds only: a base with milliseconds would shift every
+	// interval, as a reader sees it, by up to a second. Intervals are stamped from the whole second.
+	base := start.UnixMilli() / 1000 * 1000
+	lw.SetBaseTime(base)
+	if err := lw.OutputBaseTime(base); err != nil {
 		return nil, err
 	}
 	if err := lw.OutputLegend(); err != nil {

@@ -97,6 +97,12 @@ func Merge(shards []*Result, force bool) (*Result, error) {
 		if s.End.After(out.End) {
 			out.End = s.End
 		}
+		// The measured window starts where the first shard's does (after its warm-up, if any), and
+		// the shards' target rates add up, as they ran at once.
+		if from := s.measuredFrom(); out.MeasuredFrom.IsZero() || from.Before(out.MeasuredFrom) {
+			out.MeasuredFrom = from
+		}
+		out.Throughput.TargetPerS += s.Throughput.TargetPerS
 		reasons[s.StopReason] = true
 		hosts = append(hosts, s.Host.Hostname)
 		for _, n := range s.Notes {
@@ -104,9 +110,12 @@ func Merge(shards []*Result, force bool) (*Result, error) {
 				out.Notes = append(out.Notes, n)
 			}
 		}
-		if s.Target != out.Target && !strings.Contains(out.Target, s.Target) {
+		if !slices.Contains(strings.Split(out.Target, ", "), s.Target) {
 			out.Target += ", " + s.Target
 		}
+	}
+	if out.MeasuredFrom.Equal(out.Start) {
+		out.MeasuredFrom = time.Time{} // no warm-up
 	}
 	if err := out.Fill(total); err != nil {
 		return nil, err
@@ -124,6 +133,14 @@ func Merge(shards []*Result, force bool) (*Result, error) {
 	}
 	out.Timeline = tl
 	return out, nil
+}
+
+// measuredFrom is when the result's histograms and totals start.
+func (res *Result) measuredFrom() time.Time {
+	if res.MeasuredFrom.IsZero() {
+		return res.Start
+	}
+	return res.MeasuredFrom
 }
 
 // sameConfig compares the shards' configs, ignoring the fields shards may differ in.
@@ -179,8 +196,9 @@ func jsonEqual(a, b any) bool {
 // mergeTimelines adds the shards' intervals that end in the same wall-clock second.
 func mergeTimelines(shards []*Result, start time.Time) ([]Interval, error) {
 	type acc struct {
-		iv   Interval
-		hist *hdrhistogram.Histogram
+		iv      Interval
+		hist    *hdrhistogram.Histogram
+		n, warm int // intervals added, and how many of them were of the warm-up
 	}
 	bySecond := map[int64]*acc{}
 	for _, s := range shards {
@@ -196,6 +214,12 @@ func mergeTimelines(shards []*Result, start time.Time) ([]Interval, error) {
 			a.iv.Delivered += iv.Delivered
 			a.iv.Failed += iv.Failed
 			a.iv.Errors += iv.Errors
+			a.iv.Late += iv.Late
+			a.iv.Dropped += iv.Dropped
+			a.n++
+			if iv.Warmup {
+				a.warm++
+			}
 			if iv.TxnHist != "" {
 				h, err := hdrhistogram.Decode([]byte(iv.TxnHist))
 				if err != nil {
@@ -215,6 +239,7 @@ func mergeTimelines(shards []*Result, start time.Time) ([]Interval, error) {
 		a := bySecond[sec]
 		iv := a.iv
 		iv.Offset = time.Unix(sec, 0).Sub(start).Seconds()
+		iv.Warmup = a.warm == a.n // a second that holds measured messages is measured
 		if a.hist.TotalCount() > 0 {
 			iv.TxnP50, iv.TxnP99 = a.hist.ValueAtPercentile(50), a.hist.ValueAtPercentile(99)
 			enc, err := a.hist.Encode(hdrhistogram.V2CompressedEncodingCookieBase)

@@ -70,7 +70,7 @@ func ParsePercentiles(s string) ([]float64, error) {
 			continue
 		}
 		v, err := strconv.ParseFloat(f, 64)
-		if err != nil || v <= 0 || v > 100 {
+		if err != nil || !(v > 0 && v <= 100) { // NaN too
 			return nil, fmt.Errorf("%q is not a percentile between 0 and 100", f)
 		}
 		ps = append(ps, v)

@@ -52,7 +52,7 @@ func ParseThreshold(s string) (Threshold, error) {
 			t.metric = fn
 		case strings.HasPrefix(fn, "p"):
 			p, err := strconv.ParseFloat(fn[1:], 64)
-			if err != nil || p <= 0 || p > 100 {
+			if err != nil || !(p > 0 && p <= 100) { // NaN too
 				return t, fmt.Errorf("threshold %q: %q is not a percentile like p99 or p99.9", s, fn)
 			}
 			t.metric, t.pct = "pct", p
@@ -78,7 +78,7 @@ func ParseThreshold(s string) (Threshold, error) {
 		return t, fmt.Errorf("threshold %q: unknown metric %q (want pNN(phase), min/max/mean(phase), errors, msgs/s, MB/s or delivered)", s, lhs)
 	}
 	v, err := strconv.ParseFloat(rhs, 64)
-	if err != nil || v < 0 {
+	if err != nil || !(v >= 0) { // NaN too
 		return t, fmt.Errorf("threshold %q: %q is not a number", s, rhs)
 	}
 	t.value = v
