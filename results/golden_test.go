@@ -221,11 +221,11 @@ func goldenCases(t *testing.T) []goldenCase {
 	return []goldenCase{
 		{"closed.txt.golden", false, text(RenderOptions{Thresholds: ts})},
 		{"closed.md.golden", false, text(RenderOptions{Markdown: true, Thresholds: ts})},
-		{"closed.csv.golden", false, func(b *bytes.Buffer, r *Result) error { return RenderCSV(b, r, RenderOptions{}) }},
+		{"closed.csv.golden", false, func(b *bytes.Buffer, r *Result) error { return RenderCSV(b, []*Result{r}, RenderOptions{}) }},
 		{"closed.benchstat.golden", false, func(b *bytes.Buffer, r *Result) error { return RenderBenchstat(b, r, RenderOptions{}) }},
 		{"open.txt.golden", true, text(RenderOptions{Percentiles: []float64{50, 99, 99.99}})},
 		{"open.csv.golden", true, func(b *bytes.Buffer, r *Result) error {
-			return RenderCSV(b, r, RenderOptions{Percentiles: []float64{50, 99, 99.99}})
+			return RenderCSV(b, []*Result{r}, RenderOptions{Percentiles: []float64{50, 99, 99.99}})
 		}},
 	}
 }
@@ -395,12 +395,18 @@ func TestGoldenCSVMatchesSamples(t *testing.T) {
 		open, pcts := tc.open, tc.pcts
 		run := buildGolden(t, open)
 		var buf bytes.Buffer
-		if err := RenderCSV(&buf, run.res, RenderOptions{Percentiles: pcts}); err != nil {
+		if err := RenderCSV(&buf, []*Result{run.res}, RenderOptions{Percentiles: pcts}); err != nil {
 			t.Fatal(err)
 		}
 		recs, err := csv.NewReader(&buf).ReadAll()
 		if err != nil {
 			t.Fatal(err)
+		}
+		for i, r := range recs { // the first column names the run; the rest is per phase
+			if i > 0 && r[0] != run.res.RunID {
+				t.Fatalf("row %d names run %q, want %q", i, r[0], run.res.RunID)
+			}
+			recs[i] = r[1:]
 		}
 		header := []string{"phase", "count", "min_ns"}
 		for _, p := range pcts {

@@ -273,26 +273,28 @@ func renderCodes(w io.Writer, res *Result, o RenderOptions) error {
 	return t.Render()
 }
 
-// RenderCSV writes one row per phase: name, count, min, the percentiles, max and mean, in
-// nanoseconds, with a header row.
-func RenderCSV(w io.Writer, res *Result, o RenderOptions) error {
+// RenderCSV writes one table for one or more results: a header row, then one row per phase per
+// result — the run's id, the phase, its count, min, the percentiles, max and mean, in nanoseconds.
+func RenderCSV(w io.Writer, all []*Result, o RenderOptions) error {
 	pcts := o.percentiles()
-	rs, err := rows(res, pcts)
-	if err != nil {
-		return err
-	}
 	cw := csv.NewWriter(w)
-	header := []string{"phase", "count", "min_ns"}
+	header := []string{"run", "phase", "count", "min_ns"}
 	for _, p := range pcts {
 		header = append(header, PercentileLabel(p)+"_ns")
 	}
 	cw.Write(append(header, "max_ns", "mean_ns"))
-	for _, r := range rs {
-		rec := []string{r.name, strconv.FormatInt(r.count, 10), strconv.FormatInt(r.min, 10)}
-		for _, v := range r.pcts {
-			rec = append(rec, strconv.FormatInt(v, 10))
+	for _, res := range all {
+		rs, err := rows(res, pcts)
+		if err != nil {
+			return err
 		}
-		cw.Write(append(rec, strconv.FormatInt(r.max, 10), strconv.FormatFloat(r.mean, 'f', 0, 64)))
+		for _, r := range rs {
+			rec := []string{res.RunID, r.name, strconv.FormatInt(r.count, 10), strconv.FormatInt(r.min, 10)}
+			for _, v := range r.pcts {
+				rec = append(rec, strconv.FormatInt(v, 10))
+			}
+			cw.Write(append(rec, strconv.FormatInt(r.max, 10), strconv.FormatFloat(r.mean, 'f', 0, 64)))
+		}
 	}
 	cw.Flush()
 	return cw.Error()

@@ -229,6 +229,9 @@ func Decode(r io.Reader) (*Result, error) {
 		Schema *int   `json:"schema"`
 	}
 	if err := json.Unmarshal(data, &probe); err != nil {
+		if bytes.Contains(data[:min(len(data), 64)], []byte(`"kind": "`+Kind+`"`)) {
+			return nil, fmt.Errorf("damaged smtpbench result file (truncated or edited?): %v", err)
+		}
 		return nil, fmt.Errorf("not a smtpbench result file: %v", err)
 	}
 	if probe.Kind != Kind {

@@ -2,6 +2,7 @@ package results
 
 import (
 	"fmt"
+	"math"
 	"io"
 	"strconv"
 	"strings"
@@ -43,6 +44,7 @@ func ParseThreshold(s string) (Threshold, error) {
 	}
 	if open := strings.IndexByte(lhs, '('); open > 0 && strings.HasSuffix(lhs, ")") {
 		fn, phase := strings.ToLower(lhs[:open]), lhs[open+1:len(lhs)-1]
+		phase = strings.ToLower(phase)
 		if _, err := ParsePhase(phase); err != nil {
 			return t, fmt.Errorf("threshold %q: %v", s, err)
 		}
@@ -60,7 +62,7 @@ func ParseThreshold(s string) (Threshold, error) {
 			return t, fmt.Errorf("threshold %q: %q is not pNN, min, max or mean", s, fn)
 		}
 		d, err := time.ParseDuration(rhs)
-		if err != nil {
+		if err != nil || d < 0 {
 			return t, fmt.Errorf("threshold %q: %q is not a duration like 20ms", s, rhs)
 		}
 		t.value = float64(d.Nanoseconds())
@@ -78,7 +80,7 @@ func ParseThreshold(s string) (Threshold, error) {
 		return t, fmt.Errorf("threshold %q: unknown metric %q (want pNN(phase), min/max/mean(phase), errors, msgs/s, MB/s or delivered)", s, lhs)
 	}
 	v, err := strconv.ParseFloat(rhs, 64)
-	if err != nil || !(v >= 0) { // NaN too
+	if err != nil || !(v >= 0) || math.IsInf(v, 0) { // NaN and infinity too
 		return t, fmt.Errorf("threshold %q: %q is not a number", s, rhs)
 	}
 	t.value = v

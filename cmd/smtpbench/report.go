@@ -58,6 +58,11 @@ func runReport(_ context.Context, e *env, args []string) error {
 	if *hgrm != "" {
 		return writeHgrms(e, *hgrm, all[0])
 	}
+	if *format == "csv" { // one table for every file
+		if err := results.RenderCSV(e.stdout, all, ro); err != nil {
+			return err
+		}
+	}
 	breached := 0
 	for i, res := range all {
 		if i > 0 && *format != "benchstat" && *format != "csv" {
@@ -66,8 +71,6 @@ func runReport(_ context.Context, e *env, args []string) error {
 		switch *format {
 		case "text", "markdown":
 			err = results.RenderText(e.stdout, res, ro)
-		case "csv":
-			err = results.RenderCSV(e.stdout, res, ro)
 		case "json":
 			err = res.Encode(e.stdout)
 		case "benchstat":

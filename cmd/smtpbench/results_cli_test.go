@@ -264,11 +264,15 @@ func TestResultsCLIReportFormats(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Equal(recs[0], []string{"phase", "count", "min_ns", "p50_ns", "p99_ns", "max_ns", "mean_ns"}) {
+		if !slices.Equal(recs[0], []string{"run", "phase", "count", "min_ns", "p50_ns", "p99_ns", "max_ns", "mean_ns"}) {
 			t.Errorf("header %v", recs[0])
 		}
 		var names []string
 		for _, r := range recs[1:] {
+			if r[0] != res.RunID {
+				t.Errorf("row %v names run %q, want %q", r, r[0], res.RunID)
+			}
+			r = r[1:]
 			names = append(names, r[0])
 			if p := res.Phase(r[0]); p == nil || r[1] != strconv.FormatInt(p.Count, 10) || r[3] != strconv.FormatInt(p.P50, 10) || r[4] != strconv.FormatInt(p.P99, 10) {
 				t.Errorf("row %v does not match the file's %+v", r, p)
