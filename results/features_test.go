@@ -1111,3 +1111,59 @@ func TestDecodeRefusesTruncatedAndTrailing(t *testing.T) {
 		t.Errorf("foreign kind: %v", err)
 	}
 }
+
+// Thresholds take phase names in any case, and refuse what can never be meant: a negative
+// latency, an infinite number.
+func TestThresholdEdges(t *testing.T) {
+	for _, s := range []string{"p99(RCPT)<20ms", "Max(Body)<1s"} {
+		if _, err := ParseThreshold(s); err != nil {
+			t.Errorf("%s: %v", s, err)
+		}
+	}
+	for _, s := range []string{"p99(rcpt)>-1s", "errors<inf", "msgs/s>+Inf", "max(txn)<-5ms"} {
+		if _, err := ParseThreshold(s); err == nil {
+			t.Errorf("%s was accepted", s)
+		}
+	}
+}
+
+// A result file cut short is called damaged, not foreign.
+func TestDecodeDamaged(t *testing.T) {
+	var buf bytes.Buffer
+	res := &Result{Kind: Kind, Schema: SchemaVersion, RunID: "r"}
+	if err := res.Encode(&buf); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Decode(bytes.NewReader(buf.Bytes()[:buf.Len()/2]))
+	if err == nil || !strings.Contains(err.Error(), "damaged") {
+		t.Errorf("a truncated file: %v, want an error saying it is damaged", err)
+	}
+	_, err = Decode(strings.NewReader(`{"some": "other JSON"`))
+	if err == nil || !strings.Contains(err.Error(), "not a smtpbench result file") {
+		t.Errorf("foreign JSON: %v", err)
+	}
+}
+
+// Several results make one CSV table: one header, each row naming its run.
+func TestCSVSeveralResults(t *testing.T) {
+	mk := func(id string) *Result {
+		rec := NewRecorder()
+		for i := range 10 {
+			rec.Record(Mail, int64(1000+i))
+		}
+		res := &Result{Kind: Kind, Schema: SchemaVersion, RunID: id, Start: time.Unix(0, 0), End: time.Unix(1, 0)}
+		if err := res.Fill(rec); err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	var buf bytes.Buffer
+	if err := RenderCSV(&buf, []*Result{mk("a"), mk("b")}, RenderOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "run,phase,") ||
+		!strings.HasPrefix(lines[1], "a,mail,10,") || !strings.HasPrefix(lines[2], "b,mail,10,") {
+		t.Errorf("CSV of two results:\n%s", buf.String())
+	}
+}
