@@ -102,7 +102,9 @@ func (s *Server) startLoops() error {
 				s.loopsErr = err
 				return
 			}
+			s.mu.Lock() // wakeLoops reads s.loops from other goroutines (Stall, Shutdown, Close)
 			s.loops = append(s.loops, lp)
+			s.mu.Unlock()
 		}
 		for _, lp := range s.loops {
 			s.wg.Add(1)
@@ -209,7 +211,10 @@ func (lp *eloop) wake() {
 
 // wakeLoops tells every loop to look at the server's state (shutdown, close).
 func (s *Server) wakeLoops() {
-	for _, lp := range s.loops {
+	s.mu.Lock()
+	loops := s.loops
+	s.mu.Unlock()
+	for _, lp := range loops {
 		lp.wake()
 	}
 }
@@ -481,11 +486,18 @@ func (lp *eloop) service(c *econn, now int64, readable bool) {
 			readable = errors.Is(err, unix.EINTR)
 			continue
 		}
-		c.rateIn.after(int64(m), now)
+		due := c.rateIn.after(int64(m), now)
 		readable = m == room // a full read: there may be more
 		// Consume straight from the loop's buffer; keep only what is left.
 		in := lp.buf[:k+m]
 		ss.now, c.arrived = now, now
+		if due > now {
+			// Over the tarpit's allowance: what was read waits until it is paid for, as in the
+			// goroutine driver (else every read would come a burst early).
+			c.pending = append(c.pending[:0], in...)
+			lp.wait(c, due)
+			return
+		}
 		n := ss.consume(in)
 		c.pending = append(c.pending[:0], in[n:]...)
 		// The timeout of the mode consume left the session in: DATA's 354 starts the data
@@ -527,11 +539,13 @@ func (lp *eloop) write(c *econn, now int64) bool {
 	for c.written < len(ss.out) {
 		chunk := ss.out[c.written:]
 		if c.rateOut.perSec > 0 {
-			if due := c.rateOut.after(0, now); due > now {
+			chunk = chunk[:min(len(chunk), int(max(c.rateOut.perSec/10, 1)))]
+			// A chunk is written once the allowance covers it, as in the goroutine driver.
+			probe := c.rateOut // accounts for the chunk when it is written
+			if due := probe.after(int64(len(chunk)), now); due > now {
 				lp.wait(c, due)
 				return false
 			}
-			chunk = chunk[:min(len(chunk), int(max(c.rateOut.perSec/10, 1)))]
 		}
 		w, err := writeNB(c.fd, chunk)
 		if w > 0 {

@@ -1,5 +1,7 @@
 package server
 
+import "math"
+
 // The command parser works on the bytes in the read buffer: nothing here allocates.
 
 // splitCommand splits a command line (LF included) into its verb, packed as four lower-case
@@ -41,6 +43,17 @@ func knownUnimplemented(verb uint32, arg []byte) bool {
 		return true
 	}
 	return false
+}
+
+// isStartTLS reports whether a command line (LF included) is STARTTLS (RFC 3207): a common
+// extension the sink does not offer, so it gets 502 like the others, though its verb is not four
+// letters long.
+func isStartTLS(line []byte) bool {
+	n := len(line)
+	for n > 0 && (line[n-1] == '\n' || line[n-1] == '\r' || line[n-1] == ' ' || line[n-1] == '\t') {
+		n--
+	}
+	return equalFold(line[:n], "starttls")
 }
 
 func trimSpaces(b []byte) []byte {
@@ -88,15 +101,20 @@ func printableASCII(b []byte) bool {
 	return true
 }
 
-// parseDecimal parses a non-negative decimal of at most 18 digits.
+// parseDecimal parses a non-negative decimal of at most 20 digits (RFC 1870 allows SIZE that
+// long). A value past what an int64 holds saturates at math.MaxInt64: larger than any limit.
 func parseDecimal(b []byte) (int64, bool) {
-	if len(b) == 0 || len(b) > 18 {
+	if len(b) == 0 || len(b) > 20 {
 		return 0, false
 	}
 	var n int64
 	for _, c := range b {
 		if c < '0' || c > '9' {
 			return 0, false
+		}
+		if n > (math.MaxInt64-9)/10 {
+			n = math.MaxInt64
+			continue
 		}
 		n = n*10 + int64(c-'0')
 	}
@@ -116,6 +134,9 @@ func parseBdat(arg []byte) (size int64, last bool, ok bool) {
 			last = true
 			break
 		}
+	}
+	if len(num) > 18 { // no chunk that long can be read to stay in step
+		return 0, false, false
 	}
 	size, ok = parseDecimal(num)
 	return size, last, ok
@@ -143,10 +164,18 @@ func nextParam(params []byte) (key, val, rest []byte) {
 
 // path is a parsed reverse-path or forward-path.
 type path struct {
-	path     []byte // from '<' to '>' inclusive, without a source route
+	path     []byte // from '<' to '>' inclusive, with any source route
+	route    int    // the octets of a source route after '<' (RFC 5321 §3.3 says to ignore it)
 	params   []byte // what follows the path, spaces trimmed
 	nonASCII bool   // the mailbox has octets above 0x7f (needs SMTPUTF8)
 }
+
+// mailbox is the path without its source route and without the leading '<': "user@domain>",
+// or ">" for the null path.
+func (p *path) mailbox() []byte { return p.path[1+p.route:] }
+
+// appendPath appends the path without its source route: "<user@domain>".
+func (p *path) appendPath(b []byte) []byte { return append(append(b, '<'), p.mailbox()...) }
 
 // parsePath parses a path at the start of s (RFC 5321 §4.1.2): "<>" (MAIL only), or "<" with an
 // optional source route (accepted and ignored, §3.3), a mailbox and ">". A RCPT may also name the
@@ -283,7 +312,7 @@ func parsePath(s []byte, rcpt bool, cfg *Config) (p path, bad reply) {
 	if i+1 < len(s) && s[i+1] != ' ' {
 		return p, badSyntax
 	}
-	p.path = s[:i+1]
+	p.path, p.route = s[:i+1], start-1
 	p.params = trimSpaces(s[i+1:])
 	return p, 0
 }

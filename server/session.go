@@ -288,6 +288,10 @@ func (ss *session) command(line []byte) {
 	verb, arg, ok := splitCommand(line)
 	ss.phase = verbPhase(verb)
 	if !ok {
+		if isStartTLS(line) {
+			ss.reply(rNotImplemented) // known, but not a four-letter verb
+			return
+		}
 		ss.reply(rUnknownCommand)
 		return
 	}
@@ -441,10 +445,10 @@ func (ss *session) mail(arg []byte) {
 	}
 	ss.inTxn, ss.bodyType, ss.smtputf8 = true, bodyType, utf8
 	if ss.cfg.Mode == Dump {
-		ss.from = append(ss.from[:0], p.path...)
+		ss.from = p.appendPath(ss.from[:0])
 	}
 	if ss.cfg.Faults.Greylist > 0 {
-		ss.fromKey = pathKey(p.path)
+		ss.fromKey = pathKey(p.mailbox())
 	}
 	ss.reply(rMailOK)
 }
@@ -474,14 +478,14 @@ func (ss *session) rcpt(arg []byte) {
 	case ss.rcpts >= ss.cfg.MaxRecipients:
 		ss.reply(rTooManyRcpts)
 		return
-	case ss.cfg.Faults.Greylist > 0 && !ss.srv.greylist.pass(ss.fromKey, pathKey(p.path), ss.now, int64(ss.cfg.Faults.Greylist)):
+	case ss.cfg.Faults.Greylist > 0 && !ss.srv.greylist.pass(ss.fromKey, pathKey(p.mailbox()), ss.now, int64(ss.cfg.Faults.Greylist)):
 		ss.srv.stats.greylisted.Add(1)
 		ss.reply(rGreylisted)
 		return
 	}
 	ss.rcpts++
 	if ss.cfg.Mode == Dump {
-		ss.to = append(ss.to, p.path...)
+		ss.to = p.appendPath(ss.to)
 		ss.to = append(ss.to, '\n')
 	}
 	ss.reply(rRcptOK)
