@@ -131,7 +131,8 @@ type Config struct {
 	// MaxLineLength is the longest command line, CRLF included. Longer lines are read to their LF
 	// and answered 500 5.5.2. Default 512.
 	MaxLineLength int
-	// MaxLocalPart, MaxDomain and MaxPath bound addresses in MAIL and RCPT. Default 64, 255, 256.
+	// MaxLocalPart, MaxDomain and MaxPath bound addresses in MAIL and RCPT (MaxDomain also the
+	// EHLO/HELO name). Default 64, 255, 256.
 	MaxLocalPart, MaxDomain, MaxPath int
 	// MaxRecipients is the number of RCPTs accepted per message; more are answered 452 4.5.3.
 	// Default 100.

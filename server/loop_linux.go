@@ -51,8 +51,9 @@ type eloop struct {
 	timers    timerHeap
 	sweepNs   int64
 	nextSweep int64
-	mu        sync.Mutex // guards adding listeners
+	mu        sync.Mutex // guards added, exited and the eventfd
 	added     []*loopListener
+	exited    bool
 }
 
 // econn is one connection of a loop.
@@ -96,17 +97,33 @@ func (s *Server) startLoops() error {
 		if n == 0 {
 			n = DefaultEventLoops()
 		}
+		var loops []*eloop
 		for range n {
 			lp, err := newLoop(s)
 			if err != nil {
+				for _, made := range loops {
+					made.closeAll()
+				}
 				s.loopsErr = err
 				return
 			}
-			s.mu.Lock() // wakeLoops reads s.loops from other goroutines (Stall, Shutdown, Close)
-			s.loops = append(s.loops, lp)
-			s.mu.Unlock()
+			loops = append(loops, lp)
 		}
-		for _, lp := range s.loops {
+		// Under s.mu, like track: once Shutdown or Close has closed done, no loop starts (and
+		// the WaitGroup they wait on gets no late Add).
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		select {
+		case <-s.done:
+			for _, lp := range loops {
+				lp.closeAll()
+			}
+			s.loopsErr = ErrServerClosed
+			return
+		default:
+		}
+		s.loops = loops // wakeLoops reads it from other goroutines (Stall, Shutdown, Close)
+		for _, lp := range loops {
 			s.wg.Add(1)
 			go func() {
 				defer s.wg.Done()
@@ -160,9 +177,17 @@ func (s *Server) serveLoops(l net.Listener) error {
 		ll.unixPath = l.Addr().String()
 	}
 	l.Close() // the loops accept on the duplicate
-	ll.refs.Store(int32(len(s.loops)))
-	for _, lp := range s.loops {
+	s.mu.Lock()
+	loops := s.loops
+	s.mu.Unlock()
+	ll.refs.Store(int32(len(loops)))
+	for _, lp := range loops {
 		lp.mu.Lock()
+		if lp.exited { // it will never take the listener: let go of its share now
+			lp.mu.Unlock()
+			lp.dropListener(ll)
+			continue
+		}
 		lp.added = append(lp.added, ll)
 		lp.mu.Unlock()
 		lp.wake()
@@ -203,10 +228,15 @@ func dupListener(l net.Listener) (int, error) {
 	return fd, nil
 }
 
-// wake interrupts the loop's epoll_wait.
+// wake interrupts the loop's epoll_wait; it does nothing once the loop has exited (its eventfd
+// is closed then, and the number may belong to another file).
 func (lp *eloop) wake() {
 	var one = [8]byte{1}
-	unix.Write(lp.wakefd, one[:])
+	lp.mu.Lock()
+	defer lp.mu.Unlock()
+	if !lp.exited {
+		unix.Write(lp.wakefd, one[:])
+	}
 }
 
 // wakeLoops tells every loop to look at the server's state (shutdown, close).
@@ -632,7 +662,15 @@ func (lp *eloop) closeAll() {
 			lp.closeConn(c)
 		}
 	}
+	lp.mu.Lock()
+	lp.exited = true
+	added := lp.added
+	lp.added = nil
 	unix.Close(lp.wakefd)
+	lp.mu.Unlock()
+	for _, ll := range added { // handed over after the loop last looked
+		lp.dropListener(ll)
+	}
 	unix.Close(lp.epfd)
 }
 
