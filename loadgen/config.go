@@ -6,6 +6,7 @@ package loadgen
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -97,9 +98,16 @@ func (c Config) stages() []Stage {
 	}
 	d := c.Duration
 	if c.Messages > 0 {
-		byCount := time.Duration(float64(c.Messages) / c.Rate * float64(time.Second))
+		// As long as the messages take at Rate, with room for the last slot: one more for evenly
+		// spaced arrivals; for Poisson ones, whose Nth arrival is itself random (N ± √N expected
+		// arrivals), 10√N + 10 more, so that the count, not the schedule, ends the run.
+		room := 1.0
+		if c.Arrival == ArrivalPoisson {
+			room = 10*math.Sqrt(float64(c.Messages)) + 10
+		}
+		byCount := time.Duration((float64(c.Messages) + room) / c.Rate * float64(time.Second))
 		if d == 0 || byCount < d {
-			d = byCount + time.Duration(float64(time.Second)/c.Rate) // room for the last slot
+			d = byCount
 		}
 	}
 	return []Stage{{Duration: d, From: c.Rate, To: c.Rate}}

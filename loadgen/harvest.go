@@ -47,8 +47,16 @@ func (h *harvester) loop(done <-chan struct{}) {
 	for {
 		select {
 		case <-t.C:
-			h.harvest(mono.Now())
+			if now := mono.Now(); warm == nil || now < h.warmupEnd() {
+				h.harvest(now)
+				continue
+			}
+			// The warm-up ended, and its timer fired too: select may pick the tick first.
+			warm = nil
+			h.harvest(h.warmupEnd())
+			t.Reset(h.every)
 		case <-warm:
+			warm = nil
 			h.harvest(h.warmupEnd())
 			t.Reset(h.every) // intervals now start at the end of the warm-up
 		case <-done:

@@ -25,6 +25,7 @@ func (r *runner) dispatch() {
 	for k := int64(0); k < r.limit; k++ {
 		t, ok := sl.next()
 		if !ok {
+			r.scheduleOut.Store(true)
 			return
 		}
 		slot := r.startMon + int64(t*1e9)

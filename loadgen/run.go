@@ -81,6 +81,8 @@ type runner struct {
 	active atomic.Int32 // connected sessions
 	plan   *plan
 	jobs   chan job
+	// scheduleOut is set when the schedule ran out of slots before the message count (if any).
+	scheduleOut atomic.Bool
 }
 
 func newRunner(cfg Config) *runner {
@@ -201,7 +203,7 @@ func (r *runner) run(ctx context.Context, probe probeResult) (*results.Result, e
 	}
 	end := time.Now()
 	cpu := cpuTime() - cpu0
-	if r.cfg.Open() && r.limit == math.MaxInt64 {
+	if r.cfg.Open() && r.scheduleOut.Load() {
 		r.finish(StopSchedule)
 	}
 	r.finish(StopMessages) // no-op when something else stopped the run first

@@ -78,7 +78,7 @@ type workerState struct {
 	sent      int   // messages sent on it
 	retries   retryQueue
 	claimed   bool  // no new message is left to claim
-	lastBegin int64 // when the previous Begin on this connection returned (0: none)
+	lastBegin int64 // when the previous message's Begin (unchained: End) returned; 0: none, or a wait since
 	timer     *time.Timer
 }
 
@@ -132,7 +132,8 @@ func (w *workerState) nextJob() (job, bool) {
 		if retryC == nil {
 			return job{}, false
 		}
-		w.flush() // about to wait
+		w.flush()       // about to wait
+		w.lastBegin = 0 // after a wait, the next message is not back to back
 		select {
 		case <-retryC:
 		case <-r.stopNew.Done():
@@ -176,8 +177,9 @@ func (w *workerState) send(j *job) {
 	}
 	prev, prevInfo := c.Pending(), w.pend
 	w.pend = pendingMsg{}
-	if now := mono.Now(); j.slot == 0 && w.lastBegin != 0 {
-		// Closed model: the generator's own time between two messages of a session.
+	if now := mono.Now(); r.jobs == nil && w.lastBegin != 0 {
+		// Closed model: the generator's own time between two messages of a session (the open
+		// model's sched is the dispatcher's; a retry there has no slot).
 		w.sh.mu.Lock()
 		w.sh.rec.Record(results.Sched, now-w.lastBegin)
 		w.sh.mu.Unlock()
@@ -195,6 +197,7 @@ func (w *workerState) send(j *job) {
 			return
 		}
 		c.End()
+		w.lastBegin = mono.Now() // the server's time for the data is not the generator's
 	}
 	w.complete(tr, info)
 }
