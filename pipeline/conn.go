@@ -99,8 +99,9 @@ type Conn struct {
 	esmtp      bool
 	pipelining bool
 	chunking   bool
-	broken     bool // the server said 421 or the connection failed
-	deadline   time.Time
+	broken     bool   // the server said 421 or the connection failed
+	deadline   int64  // the armed I/O deadline (internal/mono; 0: none)
+	now        int64  // when the last write or reply completed (internal/mono): "now" for a read's deadline
 	sent       int64  // when the last command was handed to the kernel (internal/mono)
 	cmds       []byte // a second command buffer, for a group that follows pending data
 	pending    *Trace // the message whose data waits for Begin or End
@@ -167,12 +168,14 @@ func (c *Conn) Close() error {
 	return c.nc.Close()
 }
 
-// arm sets the deadline to now+d, skipping the timer update while the armed one is within d/16.
-func (c *Conn) arm(d time.Duration) {
-	want := time.Now().Add(d)
-	if diff := want.Sub(c.deadline); diff > d/16 || diff < -d/16 {
+// arm sets the deadline to now+d (now: an internal/mono time), skipping the timer update while
+// the armed one is within d/16 of it. Reads arm from c.now, the end of the I/O just before them, so
+// a reply costs no clock reading of its own.
+func (c *Conn) arm(now int64, d time.Duration) {
+	want := now + int64(d)
+	if diff := want - c.deadline; diff > int64(d/16) || diff < -int64(d/16) {
 		c.deadline = want
-		c.nc.SetDeadline(want)
+		c.nc.SetDeadline(mono.Time(want))
 	}
 }
 
@@ -221,7 +224,7 @@ var errProtocol = errors.New("protocol violation")
 // write sends c.out followed by up to two payloads in one writev, and returns when the last byte
 // was handed to the kernel.
 func (c *Conn) write(step Step, timeout time.Duration, p1, p2 []byte) (int64, error) {
-	c.arm(timeout)
+	c.arm(mono.Now(), timeout)
 	var err error
 	if len(p1) == 0 && len(p2) == 0 {
 		_, err = c.nc.Write(c.out)
@@ -240,6 +243,7 @@ func (c *Conn) write(step Step, timeout time.Duration, p1, p2 []byte) (int64, er
 		return 0, c.fail(step, err)
 	}
 	c.sent = mono.Now()
+	c.now = c.sent
 	return c.sent, nil
 }
 
@@ -253,7 +257,7 @@ func (c *Conn) readReply(step Step, timeout time.Duration) (Reply, error) {
 }
 
 func (c *Conn) readReplyLines(step Step, timeout time.Duration, ehlo bool) (Reply, error) {
-	c.arm(timeout)
+	c.arm(c.now, timeout)
 	var r Reply
 	for first := true; ; first = false {
 		line, err := c.r.ReadLine(maxReplyLine)
@@ -341,6 +345,7 @@ func equalFoldUpper(b []byte, upper string) bool {
 
 // Greeting reads the server's greeting.
 func (c *Conn) Greeting() (Reply, error) {
+	c.now = mono.Now() // no write came before it
 	return c.readReply(StepGreeting, c.opts.Timeouts.Greeting)
 }
 

@@ -443,6 +443,7 @@ func (c *Conn) readInto(t *Timing, step Step, sent int64, timeout time.Duration)
 	if err != nil {
 		return err
 	}
-	t.Reply, t.Done = r, mono.Now()
+	t.Done = mono.Now()
+	t.Reply, c.now = r, t.Done
 	return nil
 }
