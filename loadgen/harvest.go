@@ -3,8 +3,6 @@ package loadgen
 import (
 	"time"
 
-	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
-
 	"github.com/smtpbench/smtpbench/internal/mono"
 	"github.com/smtpbench/smtpbench/results"
 )
@@ -89,8 +87,8 @@ func (h *harvester) harvest(now int64) {
 	}
 	if th := h.interval.Histogram(results.Txn); th != nil && th.TotalCount() > 0 {
 		iv.TxnP50, iv.TxnP99 = th.ValueAtPercentile(50), th.ValueAtPercentile(99)
-		if enc, err := th.Encode(hdrhistogram.V2CompressedEncodingCookieBase); err == nil {
-			iv.TxnHist = string(enc)
+		if enc, err := results.EncodeHist(th); err == nil {
+			iv.TxnHist = enc
 		}
 	}
 	h.timeline = append(h.timeline, iv)

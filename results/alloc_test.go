@@ -41,3 +41,23 @@ func TestRecordAllocatesNothing(t *testing.T) {
 		t.Errorf("mail count %d: the recording did not happen", r.Histogram(Mail).TotalCount())
 	}
 }
+
+// Encoding a histogram allocates a few buffers, not one per bucket: a run encodes one a second
+// while it sends.
+func TestEncodeHistAllocations(t *testing.T) {
+	h := NewHistogram()
+	for v := int64(1); v < histHighest; v = v*11/10 + 1 {
+		h.RecordValue(v) // every bucket range, ~300 distinct values
+	}
+	if _, err := EncodeHist(h); err != nil {
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(20, func() {
+		if _, err := EncodeHist(h); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs > 6 {
+		t.Errorf("%.0f allocations per encoding, want at most 6 (the counts' copy and the output)", allocs)
+	}
+}

@@ -1,6 +1,7 @@
 package results
 
 import (
+	"fmt"
 	"io"
 	"time"
 
@@ -11,14 +12,15 @@ import (
 // tagged with the phase's name ("Tag=rcpt"), readable by HdrHistogram's log tools and by
 // hdrhistogram-go's HistogramLogReader. Values are in nanoseconds.
 type Hlog struct {
-	w     *hdrhistogram.HistogramLogWriter
+	out   io.Writer
+	base  int64 // the BaseTime, in Unix milliseconds
 	start time.Time
 }
 
 // NewHlog starts a log for a run that started at start, writing its header.
 func NewHlog(w io.Writer, start time.Time) (*Hlog, error) {
 	lw := hdrhistogram.NewHistogramLogWriter(w)
-	l := &Hlog{w: lw, start: start}
+	l := &Hlog{out: w, start: start}
 	if err := lw.OutputLogFormatVersion(); err != nil {
 		return nil, err
 	}
@@ -31,7 +33,7 @@ func NewHlog(w io.Writer, start time.Time) (*Hlog, error) {
 	// The BaseTime line holds whole seconds only: a base with milliseconds would shift every
 	// interval, as a reader sees it, by up to a second. Intervals are stamped from the whole second.
 	base := start.UnixMilli() / 1000 * 1000
-	lw.SetBaseTime(base)
+	l.base = base
 	if err := lw.OutputBaseTime(base); err != nil {
 		return nil, err
 	}
@@ -48,10 +50,16 @@ func (l *Hlog) WriteInterval(rec *Recorder, from, to time.Time) error {
 		if h == nil || h.TotalCount() == 0 {
 			continue
 		}
-		h.SetTag(p.String())
-		h.SetStartTimeMs(from.UnixMilli())
-		h.SetEndTimeMs(to.UnixMilli())
-		if err := l.w.OutputIntervalHistogram(h); err != nil {
+		// An interval line as hdrhistogram-go's HistogramLogWriter writes it (the maximum in
+		// milliseconds), with our encoder: the writer's allocates per bucket, and this runs every
+		// second of a run.
+		enc, err := EncodeHist(h)
+		if err != nil {
+			return err
+		}
+		start := float64(from.UnixMilli()-l.base) / 1000
+		length := float64(to.UnixMilli()-from.UnixMilli()) / 1000
+		if _, err := fmt.Fprintf(l.out, "Tag=%s,%f,%f,%f,%s\n", p, start, length, float64(h.Max())/1e6, enc); err != nil {
 			return err
 		}
 	}

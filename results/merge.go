@@ -242,11 +242,11 @@ func mergeTimelines(shards []*Result, start time.Time) ([]Interval, error) {
 		iv.Warmup = a.warm == a.n // a second that holds measured messages is measured
 		if a.hist.TotalCount() > 0 {
 			iv.TxnP50, iv.TxnP99 = a.hist.ValueAtPercentile(50), a.hist.ValueAtPercentile(99)
-			enc, err := a.hist.Encode(hdrhistogram.V2CompressedEncodingCookieBase)
+			enc, err := EncodeHist(a.hist)
 			if err != nil {
 				return nil, err
 			}
-			iv.TxnHist = string(enc)
+			iv.TxnHist = enc
 		}
 		out = append(out, iv)
 	}

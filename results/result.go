@@ -127,11 +127,11 @@ func SummarizePhase(name string, h *hdrhistogram.Histogram) (PhaseResult, error)
 	q := h.ValueAtPercentilesSlice(summaryPercentiles)
 	pr.Count, pr.Min, pr.Max, pr.Mean = h.TotalCount(), h.Min(), h.Max(), h.Mean()
 	pr.P50, pr.P90, pr.P99, pr.P999, pr.P9999 = q[0], q[1], q[2], q[3], q[4]
-	enc, err := h.Encode(hdrhistogram.V2CompressedEncodingCookieBase)
+	enc, err := EncodeHist(h)
 	if err != nil {
 		return pr, fmt.Errorf("encoding the %s histogram: %w", name, err)
 	}
-	pr.Hist = string(enc)
+	pr.Hist = enc
 	return pr, nil
 }
 
