@@ -45,13 +45,7 @@ func checkBothSides(tb testing.TB, res *results.Result, srv *server.Server) {
 			tb.Errorf("%s: replies %v add up to %d, count %d", ph, replies(res, ph), sum(replies(res, ph)), p.Count)
 		}
 	}
-	var errs int64
-	for _, p := range res.Phases {
-		for _, e := range p.Errors {
-			errs += e.Count
-		}
-	}
-	if errs != tot.Errors {
+	if errs := phaseErrors(res); errs != tot.Errors {
 		tb.Errorf("phase errors add up to %d, totals say %d", errs, tot.Errors)
 	}
 	if n := count(res, "connect"); n != tot.Sessions {
@@ -578,40 +572,15 @@ func TestFaultStopWithRetriesPending(t *testing.T) {
 			cfg.Retries, cfg.RetryBackoff = 5, 10*time.Second // no retry comes before the stop
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			type out struct {
-				res *results.Result
-				err error
-			}
-			done := make(chan out, 1)
-			go func() {
-				res, err := Run(ctx, cfg)
-				done <- out{res, err}
-			}()
-			// Wait for every first attempt: 80 RCPTs answered.
-			deadline := time.Now().Add(5 * time.Second)
-			for {
+			done := runAsync(ctx, cfg)
+			waitUntil(t, "every first attempt (80 RCPTs answered)", func() bool {
 				st := srv.Stats()
-				if st.Greylisted+st.Faults["rcpt"].Replied+st.Recipients >= 80 {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("the first attempts did not end: %+v", st)
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
+				return st.Greylisted+st.Faults["rcpt"].Replied+st.Recipients >= 80
+			})
 			time.Sleep(20 * time.Millisecond) // the last replies are read and recorded
 			stopped := time.Now()
 			cancel()
-			var o out
-			select {
-			case o = <-done:
-			case <-time.After(5 * time.Second):
-				t.Fatal("Run did not return after the stop")
-			}
-			if o.err != nil {
-				t.Fatal(o.err)
-			}
-			res := o.res
+			res := wait(t, done, 5*time.Second)
 			// The run ended (its sessions closed) at once; the result then takes its time to
 			// build, a while under the race detector.
 			if d := res.End.Sub(stopped); d > time.Second {
@@ -643,33 +612,12 @@ func TestFaultSinkGoesAway(t *testing.T) {
 	cfg.Messages, cfg.Duration, cfg.Sessions = 0, 0, 4 // the default duration: the cancel comes first
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	done := make(chan *results.Result, 1)
-	go func() {
-		res, err := Run(ctx, cfg)
-		if err != nil {
-			t.Error(err)
-		}
-		done <- res
-	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for srv.Stats().Messages < 50 {
-		if time.Now().After(deadline) {
-			t.Fatal("no messages")
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	done := runAsync(ctx, cfg)
+	waitUntil(t, "the first 50 messages", func() bool { return srv.Stats().Messages >= 50 })
 	srv.Close()
 	time.Sleep(200 * time.Millisecond) // the workers try to reconnect, and fail
 	cancel()
-	var res *results.Result
-	select {
-	case res = <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run did not return after the stop")
-	}
-	if res == nil {
-		t.FailNow()
-	}
+	res := wait(t, done, 5*time.Second)
 	tot := res.Totals
 	if tot.Delivered+tot.Failed+tot.Deferred != tot.Messages {
 		t.Errorf("delivered %d + failed %d + deferred %d != messages %d", tot.Delivered, tot.Failed, tot.Deferred, tot.Messages)

@@ -64,6 +64,48 @@ func mustRun(tb testing.TB, cfg Config) *results.Result {
 	return res
 }
 
+type runOut struct {
+	res *results.Result
+	err error
+}
+
+// runAsync starts Run; the result comes on the channel.
+func runAsync(ctx context.Context, cfg Config) <-chan runOut {
+	done := make(chan runOut, 1)
+	go func() {
+		res, err := Run(ctx, cfg)
+		done <- runOut{res, err}
+	}()
+	return done
+}
+
+// wait returns the run's result, which must come before the deadline.
+func wait(tb testing.TB, done <-chan runOut, deadline time.Duration) *results.Result {
+	tb.Helper()
+	select {
+	case o := <-done:
+		if o.err != nil {
+			tb.Fatal(o.err)
+		}
+		return o.res
+	case <-time.After(deadline):
+		tb.Fatalf("Run did not return within %v", deadline)
+	}
+	return nil
+}
+
+// waitUntil polls cond until it holds; what says what it waits for, should it not come.
+func waitUntil(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("waited 5s for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
 // count is a phase's sample count, 0 when the result has no such phase.
 func count(res *results.Result, phase string) int64 {
 	if p := res.Phase(phase); p != nil {
@@ -124,6 +166,17 @@ func wantCounts(tb testing.TB, what string, got, want map[string]int64) {
 	}
 }
 
+// phaseErrors adds up the errors of every phase.
+func phaseErrors(res *results.Result) int64 {
+	var n int64
+	for _, p := range res.Phases {
+		for _, e := range p.Errors {
+			n += e.Count
+		}
+	}
+	return n
+}
+
 var replyPhases = []string{"greeting", "ehlo", "mail", "rcpt", "data", "body", "bdat", "rset", "quit"}
 
 // checkAccounting checks what holds for every run: totals add up, every phase's replies add up to
@@ -148,13 +201,7 @@ func checkAccounting(tb testing.TB, res *results.Result) {
 	if n := count(res, "txn"); n > tot.Messages {
 		tb.Errorf("txn count %d > messages %d", n, tot.Messages)
 	}
-	var errs int64
-	for _, p := range res.Phases {
-		for _, e := range p.Errors {
-			errs += e.Count
-		}
-	}
-	if errs != tot.Errors {
+	if errs := phaseErrors(res); errs != tot.Errors {
 		tb.Errorf("phase errors add up to %d, totals say %d", errs, tot.Errors)
 	}
 	var iv results.Interval
@@ -693,23 +740,10 @@ func TestRunAbort(t *testing.T) {
 			cfg.Abort = abort
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			type out struct {
-				res *results.Result
-				err error
-			}
-			done := make(chan out, 1)
-			go func() {
-				res, err := Run(ctx, cfg)
-				done <- out{res, err}
-			}()
-			// Wait until both sessions are in a transaction that will never be answered.
-			deadline := time.Now().Add(5 * time.Second)
-			for len(p.mailLines()) < 2 {
-				if time.Now().After(deadline) {
-					t.Fatal("the sessions did not start")
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
+			done := runAsync(ctx, cfg)
+			waitUntil(t, "both sessions in a transaction that will never be answered", func() bool {
+				return len(p.mailLines()) >= 2
+			})
 			cancel()
 			if tc.abort {
 				select {
@@ -719,16 +753,7 @@ func TestRunAbort(t *testing.T) {
 				}
 				close(abort)
 			}
-			var o out
-			select {
-			case o = <-done:
-			case <-time.After(5 * time.Second):
-				t.Fatal("Run did not return after the stop")
-			}
-			if o.err != nil {
-				t.Fatal(o.err)
-			}
-			res := o.res
+			res := wait(t, done, 5*time.Second)
 			checkAccounting(t, res)
 			if res.StopReason != StopInterrupted {
 				t.Errorf("stop reason %q", res.StopReason)

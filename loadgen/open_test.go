@@ -22,36 +22,6 @@ func openConfig(cfg Config, rate float64, d time.Duration) Config {
 	return cfg
 }
 
-type runOut struct {
-	res *results.Result
-	err error
-}
-
-// runAsync starts Run; the result comes on the channel.
-func runAsync(ctx context.Context, cfg Config) <-chan runOut {
-	done := make(chan runOut, 1)
-	go func() {
-		res, err := Run(ctx, cfg)
-		done <- runOut{res, err}
-	}()
-	return done
-}
-
-// wait returns the run's result, which must come before the deadline.
-func wait(tb testing.TB, done <-chan runOut, deadline time.Duration) *results.Result {
-	tb.Helper()
-	select {
-	case o := <-done:
-		if o.err != nil {
-			tb.Fatal(o.err)
-		}
-		return o.res
-	case <-time.After(deadline):
-		tb.Fatalf("Run did not return within %v", deadline)
-	}
-	return nil
-}
-
 // timelineSum adds up the timeline.
 func timelineSum(res *results.Result, warmup bool) results.Interval {
 	var s results.Interval
