@@ -167,7 +167,12 @@ func (s *Server) serveLoops(l net.Listener) error {
 	}
 	fd, err := dupListener(l)
 	if err != nil {
-		return err
+		select {
+		case <-s.done: // Shutdown or Close closed the listener before it was duplicated
+			return ErrServerClosed
+		default:
+			return err
+		}
 	}
 	ll := &loopListener{fd: fd}
 	switch l := l.(type) {
