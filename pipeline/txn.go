@@ -217,19 +217,8 @@ func (c *Conn) beginPipelined(m *Message, tr *Trace, prev *Trace) error {
 	if err != nil {
 		return err
 	}
-	tr.Start = sent
-	if err := c.readInto(&tr.Mail, StepMail, sent, t.Command); err != nil {
+	if err := c.readEnvelope(m, tr, sent); err != nil {
 		return err
-	}
-	for range m.To {
-		var rt Timing
-		if err := c.readInto(&rt, StepRcpt, sent, t.Command); err != nil {
-			return err
-		}
-		tr.Rcpt = append(tr.Rcpt, rt) // only replies that came: none past a 421
-		if rt.Reply.OK() {
-			tr.Accepted++
-		}
 	}
 	if err := c.readInto(&tr.Data, StepData, sent, t.DataInit); err != nil {
 		return err
@@ -239,18 +228,7 @@ func (c *Conn) beginPipelined(m *Message, tr *Trace, prev *Trace) error {
 		return nil
 	}
 	if tr.Accepted == 0 || !tr.Mail.Reply.OK() {
-		// 354 although nothing was accepted (RFC 2920 §3.1): end the data at once; the reply
-		// to the empty message is the server's to give, but it carries no message.
-		c.out = append(c.out[:0], endOfData...)
-		sent, err := c.write(StepBody, t.DataBlock, nil, nil)
-		if err != nil {
-			return err
-		}
-		if err := c.readInto(&tr.Body, StepBody, sent, t.DataTerm); err != nil {
-			return err
-		}
-		tr.Final, tr.ended = c.refusal(tr), true // the empty message carried nothing
-		return nil
+		return c.endEmpty(tr)
 	}
 	// The data waits: its stuffed header in c.out, its body by reference.
 	c.out = appendStuffed(c.out[:0], m.Header, true)
@@ -282,19 +260,8 @@ func (c *Conn) sendPipelined(m *Message, tr *Trace) error {
 	if err != nil {
 		return err
 	}
-	tr.Start = sent
-	if err := c.readInto(&tr.Mail, StepMail, sent, t.Command); err != nil {
+	if err := c.readEnvelope(m, tr, sent); err != nil {
 		return err
-	}
-	for range m.To {
-		var rt Timing
-		if err := c.readInto(&rt, StepRcpt, sent, t.Command); err != nil {
-			return err
-		}
-		tr.Rcpt = append(tr.Rcpt, rt) // only replies that came: none past a 421
-		if rt.Reply.OK() {
-			tr.Accepted++
-		}
 	}
 	if c.chunking {
 		if err := c.readInto(&tr.Bdat, StepBdat, sent, t.DataTerm); err != nil {
@@ -315,20 +282,43 @@ func (c *Conn) sendPipelined(m *Message, tr *Trace) error {
 		return nil
 	}
 	if tr.Accepted == 0 || !tr.Mail.Reply.OK() {
-		// 354 although nothing was accepted (RFC 2920 §3.1): end the data at once; the reply
-		// to the empty message is the server's to give, but it carries no message.
-		c.out = append(c.out[:0], endOfData...)
-		sent, err := c.write(StepBody, t.DataBlock, nil, nil)
-		if err != nil {
-			return err
-		}
-		if err := c.readInto(&tr.Body, StepBody, sent, t.DataTerm); err != nil {
-			return err
-		}
-		tr.Final, tr.ended = c.refusal(tr), true // the empty message carried nothing
-		return nil
+		return c.endEmpty(tr)
 	}
 	return c.sendBody(m, tr)
+}
+
+// readEnvelope reads the replies to a pipelined group's MAIL and RCPTs, written at sent.
+func (c *Conn) readEnvelope(m *Message, tr *Trace, sent int64) error {
+	tr.Start = sent
+	if err := c.readInto(&tr.Mail, StepMail, sent, c.opts.Timeouts.Command); err != nil {
+		return err
+	}
+	for range m.To {
+		var rt Timing
+		if err := c.readInto(&rt, StepRcpt, sent, c.opts.Timeouts.Command); err != nil {
+			return err
+		}
+		tr.Rcpt = append(tr.Rcpt, rt) // only replies that came: none past a 421
+		if rt.Reply.OK() {
+			tr.Accepted++
+		}
+	}
+	return nil
+}
+
+// endEmpty answers a 354 that came although nothing was accepted (RFC 2920 §3.1): it ends the
+// data at once; the reply to the empty message is the server's to give, but it carries no message.
+func (c *Conn) endEmpty(tr *Trace) error {
+	c.out = append(c.out[:0], endOfData...)
+	sent, err := c.write(StepBody, c.opts.Timeouts.DataBlock, nil, nil)
+	if err != nil {
+		return err
+	}
+	if err := c.readInto(&tr.Body, StepBody, sent, c.opts.Timeouts.DataTerm); err != nil {
+		return err
+	}
+	tr.Final, tr.ended = c.refusal(tr), true // the empty message carried nothing
+	return nil
 }
 
 // refusal is the reply that refused a transaction: MAIL's, else the last refused RCPT's, else DATA's.
