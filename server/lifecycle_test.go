@@ -26,14 +26,7 @@ func serveOn(srv *server.Server, l net.Listener) <-chan error {
 // stops it itself.
 func newListening(t *testing.T, cfg server.Config) (*server.Server, string, <-chan error) {
 	t.Helper()
-	srv, err := server.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, l := newServerListener(t, cfg)
 	t.Cleanup(func() { srv.Close() })
 	return srv, l.Addr().String(), serveOn(srv, l)
 }

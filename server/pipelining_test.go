@@ -177,14 +177,7 @@ func playExchanges(t *testing.T, c *smtpClient, exs []exchange, after func(i int
 func TestPipeliningWritesGoroutine(t *testing.T) {
 	for _, tc := range pipeliningCases {
 		t.Run(tc.name, func(t *testing.T) {
-			srv, err := server.New(tc.cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			l, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
+			srv, l := newServerListener(t, tc.cfg)
 			rl := &recordingListener{Listener: l, conns: make(chan *recordingConn, 4)}
 			go srv.Serve(rl)
 			t.Cleanup(func() { srv.Close() })

@@ -31,16 +31,8 @@ var drivers = []struct {
 // server.ErrServerClosed then.
 func startServer(tb testing.TB, cfg server.Config) (*server.Server, string) {
 	tb.Helper()
-	srv, err := server.New(cfg)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(l) }()
+	srv, l := newServerListener(tb, cfg)
+	served := serveOn(srv, l)
 	tb.Cleanup(func() {
 		srv.Close()
 		select {
@@ -53,6 +45,20 @@ func startServer(tb testing.TB, cfg server.Config) (*server.Server, string) {
 		}
 	})
 	return srv, l.Addr().String()
+}
+
+// newServerListener makes a server for cfg and a listener on a loopback port for it.
+func newServerListener(tb testing.TB, cfg server.Config) (*server.Server, net.Listener) {
+	tb.Helper()
+	srv, err := server.New(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return srv, l
 }
 
 // smtpReply is a reply as read off the wire.
